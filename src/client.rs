@@ -1,0 +1,294 @@
+//! IO to one Redis node: a byte-bounded connection, the one pipelined poll round trip
+//! (CLUSTER INFO, CLUSTER NODES, INFO), and the classification of what went wrong.
+
+use crate::model::{FailureReason, PollFailure};
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, RedisConnectionInfo, Value};
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+/// Credentials used for every node.
+#[derive(Clone, Default)]
+pub struct Credentials {
+    /// ACL user name.
+    pub username: Option<String>,
+    /// Password.
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// How many reply bytes one node may send within one poll; shared with the stream.
+#[derive(Debug, Default)]
+struct Budget {
+    remaining: AtomicUsize,
+    exceeded: AtomicBool,
+}
+
+/// A stream that fails once the current budget of read bytes is spent, so a hostile or broken
+/// server cannot make the exporter buffer without bound.
+struct BoundedStream<S> {
+    inner: S,
+    budget: Arc<Budget>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for BoundedStream<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let remaining = self.budget.remaining.load(Ordering::Relaxed);
+        if remaining == 0 {
+            self.budget.exceeded.store(true, Ordering::Relaxed);
+            return Poll::Ready(Err(io::Error::other("reply size limit exceeded")));
+        }
+        let limit = buf.remaining().min(remaining);
+        let this = &mut *self;
+        let mut limited = ReadBuf::new(buf.initialize_unfilled_to(limit));
+        match Pin::new(&mut this.inner).poll_read(cx, &mut limited) {
+            Poll::Ready(Ok(())) => {
+                let n = limited.filled().len();
+                buf.advance(n);
+                this.budget.remaining.fetch_sub(n, Ordering::Relaxed);
+                Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for BoundedStream<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The three reply texts of one poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawReplies {
+    /// CLUSTER INFO.
+    pub cluster_info: String,
+    /// CLUSTER NODES.
+    pub cluster_nodes: String,
+    /// INFO.
+    pub info: String,
+}
+
+/// The INFO sections requested in one call (Redis 7.0+ accepts several).
+const INFO_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "replication",
+    "stats",
+    "keyspace",
+];
+
+/// A persistent connection to one node.
+pub struct NodeConnection {
+    conn: MultiplexedConnection,
+    budget: Arc<Budget>,
+    /// The server rejected multi-section INFO (Redis < 7): send plain `INFO`.
+    legacy_info: bool,
+}
+
+fn failure(reason: FailureReason, message: impl Into<String>) -> PollFailure {
+    PollFailure {
+        reason,
+        message: message.into(),
+        attempted: true,
+    }
+}
+
+/// Maps a redis error to a reason. Server error texts never contain the password.
+fn classify(err: &redis::RedisError, budget: &Budget) -> PollFailure {
+    if budget.exceeded.load(Ordering::Relaxed) {
+        return failure(FailureReason::TooLarge, "reply exceeded the size limit");
+    }
+    let code = err.code().unwrap_or("");
+    let text = err.to_string();
+    let reason = match code {
+        "WRONGPASS" | "NOAUTH" | "NOPERM" => FailureReason::Auth,
+        "LOADING" => FailureReason::Loading,
+        _ if err.kind() == redis::ErrorKind::AuthenticationFailed => FailureReason::Auth,
+        _ if text.contains("cluster support disabled") => FailureReason::NotCluster,
+        _ if err.kind() == redis::ErrorKind::Parse => FailureReason::Protocol,
+        _ if err.is_timeout() => FailureReason::Timeout,
+        _ if err.is_io_error() || err.is_connection_dropped() => FailureReason::Io,
+        _ if err.code().is_some() => FailureReason::ServerError,
+        _ => FailureReason::Protocol,
+    };
+    failure(reason, text)
+}
+
+fn text_of(value: Value) -> Result<String, PollFailure> {
+    match value {
+        Value::BulkString(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+        Value::SimpleString(s) => Ok(s),
+        Value::VerbatimString { text, .. } => Ok(text),
+        Value::ServerError(e) => {
+            let err: redis::RedisError = e.into();
+            Err(classify(&err, &Budget::default()))
+        }
+        other => Err(failure(
+            FailureReason::Protocol,
+            format!("unexpected reply type {}", kind_name(&other)),
+        )),
+    }
+}
+
+fn kind_name(v: &Value) -> &'static str {
+    match v {
+        Value::Nil => "nil",
+        Value::Int(_) => "integer",
+        Value::Array(_) => "array",
+        Value::Map(_) => "map",
+        Value::Set(_) => "set",
+        _ => "other",
+    }
+}
+
+impl NodeConnection {
+    /// Connects to `host:port` and authenticates. The caller bounds the time.
+    pub async fn connect(
+        host: &str,
+        port: u16,
+        creds: &Credentials,
+        max_reply_bytes: usize,
+    ) -> Result<Self, PollFailure> {
+        let tcp = TcpStream::connect((host, port))
+            .await
+            .map_err(|e| failure(FailureReason::Connect, e.to_string()))?;
+        let _ = tcp.set_nodelay(true);
+        let budget = Arc::new(Budget::default());
+        budget.remaining.store(max_reply_bytes, Ordering::Relaxed);
+        let stream = BoundedStream {
+            inner: tcp,
+            budget: Arc::clone(&budget),
+        };
+        let mut info = RedisConnectionInfo::default()
+            .set_lib_name("redis-cluster-exporter", env!("CARGO_PKG_VERSION"));
+        if let Some(user) = &creds.username {
+            info = info.set_username(user);
+        }
+        if let Some(pass) = &creds.password {
+            info = info.set_password(pass);
+        }
+        let (conn, driver) =
+            MultiplexedConnection::new_with_config(&info, stream, AsyncConnectionConfig::new())
+                .await
+                .map_err(|e| classify(&e, &budget))?;
+        tokio::spawn(driver);
+        Ok(NodeConnection {
+            conn,
+            budget,
+            legacy_info: false,
+        })
+    }
+
+    /// Sends CLUSTER INFO, CLUSTER NODES and INFO in one pipelined round trip, allowing at most
+    /// `max_reply_bytes` of reply. The caller bounds the time and drops the connection on error.
+    pub async fn poll(&mut self, max_reply_bytes: usize) -> Result<RawReplies, PollFailure> {
+        self.budget
+            .remaining
+            .store(max_reply_bytes, Ordering::Relaxed);
+        self.budget.exceeded.store(false, Ordering::Relaxed);
+        let mut pipe = redis::pipe();
+        pipe.cmd("CLUSTER").arg("INFO");
+        pipe.cmd("CLUSTER").arg("NODES");
+        let info_cmd = pipe.cmd("INFO");
+        if !self.legacy_info {
+            info_cmd.arg(INFO_SECTIONS);
+        }
+        pipe.ignore_errors();
+        let values: Vec<Value> = pipe
+            .query_async(&mut self.conn)
+            .await
+            .map_err(|e| classify(&e, &self.budget))?;
+        let mut it = values.into_iter();
+        let (Some(ci), Some(cn), Some(info)) = (it.next(), it.next(), it.next()) else {
+            return Err(failure(FailureReason::Protocol, "pipeline reply too short"));
+        };
+        let cluster_info = text_of(ci)?;
+        let cluster_nodes = text_of(cn)?;
+        let info = match text_of(info) {
+            Ok(t) => t,
+            Err(f) if f.reason == FailureReason::ServerError && !self.legacy_info => {
+                // Redis 6.x accepts only one INFO section argument: fall back to default INFO.
+                self.legacy_info = true;
+                let v: Value = redis::cmd("INFO")
+                    .query_async(&mut self.conn)
+                    .await
+                    .map_err(|e| classify(&e, &self.budget))?;
+                text_of(v)?
+            }
+            Err(f) => return Err(f),
+        };
+        Ok(RawReplies {
+            cluster_info,
+            cluster_nodes,
+            info,
+        })
+    }
+}
+
+/// Connects when needed and polls, all within `timeout`. On any failure the connection is
+/// dropped so the next poll starts clean.
+pub async fn poll_with_timeout(
+    slot: &mut Option<NodeConnection>,
+    host: &str,
+    port: u16,
+    creds: &Credentials,
+    max_reply_bytes: usize,
+    timeout: Duration,
+) -> Result<RawReplies, PollFailure> {
+    let work = async {
+        if slot.is_none() {
+            *slot = Some(NodeConnection::connect(host, port, creds, max_reply_bytes).await?);
+        }
+        match slot.as_mut() {
+            Some(conn) => conn.poll(max_reply_bytes).await,
+            None => Err(failure(FailureReason::Connect, "no connection")),
+        }
+    };
+    let result = match tokio::time::timeout(timeout, work).await {
+        Ok(r) => r,
+        Err(_) => Err(failure(
+            FailureReason::Timeout,
+            format!(
+                "no complete reply within {}",
+                humantime::format_duration(timeout)
+            ),
+        )),
+    };
+    if result.is_err() {
+        *slot = None;
+    }
+    result
+}

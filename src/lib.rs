@@ -1,0 +1,13 @@
+//! redis-cluster-exporter: watches a whole Redis Cluster and exports it to Prometheus.
+//!
+//! Data flows one way: [`config`] -> [`poller`] (IO, via [`client`]) -> [`parse`] (pure) ->
+//! [`model`] snapshot -> [`metrics`] render -> [`http`]. [`app`] wires them together.
+
+pub mod app;
+pub mod client;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod model;
+pub mod parse;
+pub mod poller;

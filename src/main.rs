@@ -1,0 +1,35 @@
+//! Binary entry point: parses flags, sets up logging, runs the exporter.
+
+use clap::Parser;
+use redis_cluster_exporter::config::{Args, Config};
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let config = match Config::from_args(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("redis-cluster-exporter: {e}");
+            std::process::exit(2);
+        }
+    };
+    init_logging(config.json_logs);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(redis_cluster_exporter::app::run(config))?;
+    Ok(())
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,415 @@
+//! The snapshot model: what one poll round saw on every node, plus the cluster-wide view derived
+//! from all those observations (pure functions, no IO).
+
+use crate::parse::cluster_info::ClusterInfo;
+use crate::parse::cluster_nodes::{ClusterNodes, NodeLine, SLOT_COUNT, SlotRange, slots_to_ranges};
+use crate::parse::info::Info;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, SystemTime};
+
+/// Why polling a node failed; the value of the `reason` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FailureReason {
+    /// TCP (or TLS) connection could not be established.
+    Connect,
+    /// No complete reply within `--node-timeout`.
+    Timeout,
+    /// Authentication failed or is required (`WRONGPASS`, `NOAUTH`).
+    Auth,
+    /// The reply was not valid RESP or not the expected text.
+    Protocol,
+    /// The server answered that cluster support is disabled.
+    NotCluster,
+    /// The reply exceeded the per-poll size bound.
+    TooLarge,
+    /// The server is loading its dataset (`LOADING`).
+    Loading,
+    /// Any other error reply from the server.
+    ServerError,
+    /// The connection broke mid-reply.
+    Io,
+}
+
+impl FailureReason {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Timeout => "timeout",
+            Self::Auth => "auth",
+            Self::Protocol => "protocol",
+            Self::NotCluster => "not_cluster",
+            Self::TooLarge => "too_large",
+            Self::Loading => "loading",
+            Self::ServerError => "server_error",
+            Self::Io => "io",
+        }
+    }
+}
+
+/// A failed poll of one node: the reason label and a log-safe message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollFailure {
+    /// Category, used as the metric label.
+    pub reason: FailureReason,
+    /// Human-readable detail (never contains secrets).
+    pub message: String,
+    /// False when the poller did not try this round (reconnect backoff); such a failure is not
+    /// counted again.
+    pub attempted: bool,
+}
+
+/// Everything one node answered in one poll.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeData {
+    /// CLUSTER INFO.
+    pub cluster_info: ClusterInfo,
+    /// CLUSTER NODES.
+    pub nodes: ClusterNodes,
+    /// INFO.
+    pub info: Info,
+}
+
+/// The outcome of polling one address.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeObservation {
+    /// `host:port` the exporter polled; the `addr` label.
+    pub addr: String,
+    /// The replies, or why there are none.
+    pub result: Result<NodeData, PollFailure>,
+    /// Wall time the poll of this node took.
+    pub duration: Duration,
+}
+
+impl NodeObservation {
+    /// The replies when the poll succeeded.
+    pub fn data(&self) -> Option<&NodeData> {
+        self.result.as_ref().ok()
+    }
+
+    /// The node id the node gave for itself.
+    pub fn node_id(&self) -> Option<&str> {
+        self.data()?.nodes.myself().map(|m| m.id.as_str())
+    }
+}
+
+/// Role of a node in the derived view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// Master (with or without slots).
+    Master,
+    /// Replica of another node.
+    Replica,
+}
+
+impl Role {
+    /// The label value (`master` / `replica`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Master => "master",
+            Role::Replica => "replica",
+        }
+    }
+}
+
+/// One cluster member as the whole set of observations describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewNode {
+    /// Node id.
+    pub id: String,
+    /// `host:port`, when known.
+    pub addr: Option<String>,
+    /// Role.
+    pub role: Role,
+    /// The master's id, for replicas.
+    pub master_id: Option<String>,
+    /// Config epoch (as the authoritative line gives it).
+    pub config_epoch: u64,
+    /// Slots it owns in the derived slot map.
+    pub slots: Vec<SlotRange>,
+    /// Ids of reachable observers that flag it `fail?`.
+    pub pfail_reporters: Vec<String>,
+    /// Ids of reachable observers that flag it `fail`.
+    pub fail_reporters: Vec<String>,
+    /// The exporter polled it successfully this round.
+    pub reachable: bool,
+    /// Its own replication offset from INFO, when reachable.
+    pub repl_offset: Option<i64>,
+    /// Slots it is migrating away (from its own `myself` line).
+    pub migrating: usize,
+    /// Slots it is importing (from its own `myself` line).
+    pub importing: usize,
+    /// Flagged `nofailover`.
+    pub nofailover: bool,
+}
+
+impl ViewNode {
+    /// Number of owned slots.
+    pub fn slot_count(&self) -> u32 {
+        self.slots.iter().map(SlotRange::len).sum()
+    }
+
+    /// Flagged `fail` by at least one observer.
+    pub fn is_failed(&self) -> bool {
+        !self.fail_reporters.is_empty()
+    }
+}
+
+/// The cluster-wide view derived from every reachable node's CLUSTER NODES.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ClusterView {
+    /// Members by node id (handshake nodes excluded).
+    pub nodes: BTreeMap<String, ViewNode>,
+    /// Every reachable node maps every slot to the same owner.
+    pub consistent: bool,
+    /// Masters that own slots but have no healthy replica.
+    pub masters_without_replica: usize,
+    /// Slots with no owner, or whose owner is flagged `fail` or did not answer the exporter.
+    pub uncovered_slots: u32,
+}
+
+impl ClusterView {
+    /// Addresses of every member with a known address.
+    pub fn addrs(&self) -> BTreeSet<String> {
+        self.nodes.values().filter_map(|n| n.addr.clone()).collect()
+    }
+
+    /// The member at an address.
+    pub fn by_addr(&self, addr: &str) -> Option<&ViewNode> {
+        self.nodes
+            .values()
+            .find(|n| n.addr.as_deref() == Some(addr))
+    }
+}
+
+/// One completed poll round.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// When the round started.
+    pub time: SystemTime,
+    /// Wall time of the whole round.
+    pub duration: Duration,
+    /// What each polled address answered, by address.
+    pub observations: BTreeMap<String, NodeObservation>,
+    /// The derived cluster view.
+    pub view: ClusterView,
+}
+
+impl Snapshot {
+    /// Builds a snapshot from the observations of one round.
+    pub fn new(time: SystemTime, duration: Duration, observations: Vec<NodeObservation>) -> Self {
+        let observations: BTreeMap<String, NodeObservation> = observations
+            .into_iter()
+            .map(|o| (o.addr.clone(), o))
+            .collect();
+        let view = derive_view(&observations);
+        Snapshot {
+            time,
+            duration,
+            observations,
+            view,
+        }
+    }
+
+    /// The observation of the node with this id, if the exporter polled it successfully.
+    pub fn data_of(&self, id: &str) -> Option<&NodeData> {
+        let addr = self.view.nodes.get(id)?.addr.as_deref()?;
+        self.observations.get(addr)?.data()
+    }
+}
+
+/// The ordered list of `(first, last, owner)` claims one observer makes.
+fn slot_claims(nodes: &ClusterNodes) -> Vec<(u16, u16, &str)> {
+    let mut claims: Vec<(u16, u16, &str)> = nodes
+        .nodes
+        .iter()
+        .filter(|n| n.flags.master && !n.flags.handshake)
+        .flat_map(|n| n.slots.iter().map(move |r| (r.start, r.end, n.id.as_str())))
+        .collect();
+    claims.sort_unstable();
+    claims
+}
+
+fn addr_of(line: &NodeLine) -> Option<String> {
+    line.addr.as_ref().map(ToString::to_string)
+}
+
+/// Derives the cluster view from one round's observations.
+pub fn derive_view(observations: &BTreeMap<String, NodeObservation>) -> ClusterView {
+    let reachable: Vec<(&str, &NodeData)> = observations
+        .values()
+        .filter_map(|o| Some((o.node_id()?, o.data()?)))
+        .collect();
+
+    // The authoritative line per node: its own `myself` line when it answered, else the line
+    // most observers agree on (ties: highest config epoch).
+    let mut own: HashMap<&str, &NodeLine> = HashMap::new();
+    let mut seen: HashMap<&str, Vec<&NodeLine>> = HashMap::new();
+    for (_, data) in &reachable {
+        for line in &data.nodes.nodes {
+            if line.flags.handshake {
+                continue;
+            }
+            if line.flags.myself {
+                own.insert(line.id.as_str(), line);
+            }
+            seen.entry(line.id.as_str()).or_default().push(line);
+        }
+    }
+
+    let mut view = ClusterView {
+        consistent: true,
+        ..ClusterView::default()
+    };
+    for (id, lines) in &seen {
+        let line = own.get(id).copied().or_else(|| {
+            let mut counts: HashMap<(bool, Option<&str>), (usize, u64, &NodeLine)> = HashMap::new();
+            for l in lines {
+                let e = counts
+                    .entry((l.flags.replica, l.master_id.as_deref()))
+                    .or_insert((0, 0, l));
+                e.0 += 1;
+                if l.config_epoch >= e.1 {
+                    e.1 = l.config_epoch;
+                    e.2 = l;
+                }
+            }
+            counts
+                .into_values()
+                .max_by_key(|(n, epoch, _)| (*n, *epoch))
+                .map(|(_, _, l)| l)
+        });
+        let Some(line) = line else { continue };
+        let addr = addr_of(line).or_else(|| lines.iter().find_map(|l| addr_of(l)));
+        let reporters = |pred: fn(&NodeLine) -> bool| -> Vec<String> {
+            let mut ids: Vec<String> = reachable
+                .iter()
+                .filter(|(_, data)| {
+                    data.nodes
+                        .nodes
+                        .iter()
+                        .any(|l| l.id == *id && !l.flags.myself && pred(l))
+                })
+                .map(|(obs, _)| (*obs).to_string())
+                .collect();
+            ids.sort();
+            ids
+        };
+        let obs = addr.as_deref().and_then(|a| observations.get(a));
+        let data = obs.and_then(NodeObservation::data);
+        let own_line = own.get(id);
+        view.nodes.insert(
+            (*id).to_string(),
+            ViewNode {
+                id: (*id).to_string(),
+                addr,
+                role: if line.flags.replica {
+                    Role::Replica
+                } else {
+                    Role::Master
+                },
+                master_id: line.master_id.clone(),
+                config_epoch: line.config_epoch,
+                slots: Vec::new(),
+                pfail_reporters: reporters(|l| l.flags.pfail),
+                fail_reporters: reporters(|l| l.flags.fail),
+                reachable: data.is_some() && obs.and_then(NodeObservation::node_id) == Some(id),
+                repl_offset: data.and_then(|d| d.info.replication_offset()),
+                migrating: own_line.map_or(0, |l| l.migrating.len()),
+                importing: own_line.map_or(0, |l| l.importing.len()),
+                nofailover: line.flags.nofailover,
+            },
+        );
+    }
+
+    // Slot map: for every slot the claim with the highest config epoch across observers wins,
+    // as the cluster itself resolves conflicts.
+    let mut owner: Vec<Option<(&str, u64)>> = vec![None; usize::from(SLOT_COUNT)];
+    let mut first_claims: Option<Vec<(u16, u16, &str)>> = None;
+    for (_, data) in &reachable {
+        let epochs: HashMap<&str, u64> = data
+            .nodes
+            .nodes
+            .iter()
+            .map(|l| (l.id.as_str(), l.config_epoch))
+            .collect();
+        let claims = slot_claims(&data.nodes);
+        for &(start, end, id) in &claims {
+            let epoch = epochs.get(id).copied().unwrap_or(0);
+            for slot in start..=end {
+                if let Some(cell) = owner.get_mut(usize::from(slot)) {
+                    match cell {
+                        Some((_, e)) if *e >= epoch => {}
+                        _ => *cell = Some((id, epoch)),
+                    }
+                }
+            }
+        }
+        match &first_claims {
+            None => first_claims = Some(claims),
+            Some(first) => {
+                if *first != claims {
+                    view.consistent = false;
+                }
+            }
+        }
+    }
+    let mut owned: BTreeMap<&str, Vec<u16>> = BTreeMap::new();
+    for (slot, cell) in (0..SLOT_COUNT).zip(owner.iter()) {
+        match cell {
+            Some((id, _)) => owned.entry(id).or_default().push(slot),
+            None => view.uncovered_slots += 1,
+        }
+    }
+    for (id, slots) in owned {
+        let count = slots.len();
+        let served = view
+            .nodes
+            .get(id)
+            .is_some_and(|n| !n.is_failed() && (n.reachable || !observed(observations, n)));
+        if let Some(node) = view.nodes.get_mut(id) {
+            node.slots = slots_to_ranges(slots);
+        }
+        if !served {
+            view.uncovered_slots += u32::try_from(count).unwrap_or(u32::MAX);
+        }
+    }
+
+    view.masters_without_replica = view
+        .nodes
+        .values()
+        .filter(|m| m.role == Role::Master && !m.slots.is_empty())
+        .filter(|m| {
+            !view.nodes.values().any(|r| {
+                r.role == Role::Replica && r.master_id.as_deref() == Some(&m.id) && !r.is_failed()
+            })
+        })
+        .count();
+    view
+}
+
+/// Whether the exporter tried to poll this node this round.
+fn observed(observations: &BTreeMap<String, NodeObservation>, node: &ViewNode) -> bool {
+    node.addr
+        .as_deref()
+        .is_some_and(|a| observations.contains_key(a))
+}
+
+/// Replication lag in bytes of every reachable replica whose master also answered:
+/// `(replica addr, master addr, master offset - replica offset)`.
+pub fn replication_lags(snapshot: &Snapshot) -> Vec<(String, String, i64)> {
+    let view = &snapshot.view;
+    view.nodes
+        .values()
+        .filter(|n| n.role == Role::Replica)
+        .filter_map(|r| {
+            let master = view.nodes.get(r.master_id.as_deref()?)?;
+            let r_off = r.repl_offset?;
+            let m_off = master.repl_offset?;
+            if !r.reachable || !master.reachable {
+                return None;
+            }
+            Some((r.addr.clone()?, master.addr.clone()?, m_off - r_off))
+        })
+        .collect()
+}

@@ -1,0 +1,213 @@
+//! Discovery and polling: decides which addresses to poll (seeds plus every member the cluster
+//! reports), polls them all concurrently with one persistent connection each, and turns the
+//! replies into a [`Snapshot`].
+
+use crate::client::{Credentials, NodeConnection, RawReplies, poll_with_timeout};
+use crate::config::Seed;
+use crate::model::{FailureReason, NodeData, NodeObservation, PollFailure, Snapshot};
+use crate::parse::{cluster_info, cluster_nodes, info};
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Longest wait between reconnect attempts to a failing node.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Settings the poller needs.
+#[derive(Debug, Clone)]
+pub struct PollerSettings {
+    /// Seeds from the configuration.
+    pub seeds: Vec<Seed>,
+    /// Credentials for every node.
+    pub credentials: Credentials,
+    /// Per-node connect + reply budget.
+    pub node_timeout: Duration,
+    /// Reply size bound per node per poll.
+    pub max_reply_bytes: usize,
+    /// Poll interval (the unit of reconnect backoff).
+    pub poll_interval: Duration,
+}
+
+struct NodeState {
+    host: String,
+    port: u16,
+    conn: Option<NodeConnection>,
+    consecutive_failures: u32,
+    /// Polls to skip before the next reconnect attempt.
+    skip_polls: u32,
+    last_failure: Option<PollFailure>,
+}
+
+impl NodeState {
+    fn new(host: String, port: u16) -> Self {
+        NodeState {
+            host,
+            port,
+            conn: None,
+            consecutive_failures: 0,
+            skip_polls: 0,
+            last_failure: None,
+        }
+    }
+}
+
+/// Splits `host:port` (the host may be a bracketed IPv6 address).
+fn split_addr(addr: &str) -> Option<(String, u16)> {
+    let (host, port) = addr.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Some((host.to_string(), port.parse().ok()?))
+}
+
+/// Parses the three replies; any parse failure is a protocol failure of the node.
+pub fn parse_replies(raw: &RawReplies) -> Result<NodeData, PollFailure> {
+    let protocol = |what: &str, e: crate::parse::ParseError| PollFailure {
+        reason: FailureReason::Protocol,
+        message: format!("{what}: {e}"),
+        attempted: true,
+    };
+    Ok(NodeData {
+        cluster_info: cluster_info::parse_cluster_info(&raw.cluster_info)
+            .map_err(|e| protocol("CLUSTER INFO", e))?,
+        nodes: cluster_nodes::parse_cluster_nodes(&raw.cluster_nodes)
+            .map_err(|e| protocol("CLUSTER NODES", e))?,
+        info: info::parse_info(&raw.info).map_err(|e| protocol("INFO", e))?,
+    })
+}
+
+/// The poller: owns one connection per node and the discovery state.
+pub struct Poller {
+    settings: PollerSettings,
+    nodes: HashMap<String, NodeState>,
+    /// Node id each seed address turned out to be.
+    seed_ids: HashMap<String, String>,
+    /// Members (by address) of the last view that had at least one reachable node.
+    known: BTreeSet<String>,
+    known_ids: BTreeSet<String>,
+}
+
+impl Poller {
+    /// A poller that has not polled yet.
+    pub fn new(settings: PollerSettings) -> Self {
+        Poller {
+            settings,
+            nodes: HashMap::new(),
+            seed_ids: HashMap::new(),
+            known: BTreeSet::new(),
+            known_ids: BTreeSet::new(),
+        }
+    }
+
+    /// Addresses to poll this round: every known member, plus each seed that is not (known to
+    /// be) one of them.
+    pub fn targets(&self) -> BTreeSet<String> {
+        let mut targets = self.known.clone();
+        for seed in &self.settings.seeds {
+            let addr = seed.addr();
+            let aliased = self
+                .seed_ids
+                .get(&addr)
+                .is_some_and(|id| self.known_ids.contains(id));
+            if !aliased {
+                targets.insert(addr);
+            }
+        }
+        targets
+    }
+
+    /// Polls every target once, concurrently, and returns the snapshot.
+    pub async fn poll_once(&mut self) -> Snapshot {
+        let started = Instant::now();
+        let time = SystemTime::now();
+        let targets = self.targets();
+        self.nodes.retain(|addr, _| targets.contains(addr));
+        for addr in &targets {
+            if !self.nodes.contains_key(addr)
+                && let Some((host, port)) = split_addr(addr)
+            {
+                self.nodes.insert(addr.clone(), NodeState::new(host, port));
+            }
+        }
+        let settings = &self.settings;
+        let futures = self
+            .nodes
+            .iter_mut()
+            .map(|(addr, state)| poll_node(addr, state, settings));
+        let observations = futures::future::join_all(futures).await;
+        let snapshot = Snapshot::new(time, started.elapsed(), observations);
+        self.learn(&snapshot);
+        snapshot
+    }
+
+    fn learn(&mut self, snapshot: &Snapshot) {
+        for (addr, obs) in &snapshot.observations {
+            if let Some(id) = obs.node_id() {
+                self.seed_ids.insert(addr.clone(), id.to_string());
+            }
+        }
+        if snapshot.view.nodes.values().any(|n| n.reachable) {
+            self.known = snapshot.view.addrs();
+            self.known_ids = snapshot.view.nodes.keys().cloned().collect();
+        }
+    }
+}
+
+async fn poll_node(
+    addr: &str,
+    state: &mut NodeState,
+    settings: &PollerSettings,
+) -> NodeObservation {
+    let started = Instant::now();
+    if state.skip_polls > 0
+        && let Some(last) = &state.last_failure
+    {
+        state.skip_polls -= 1;
+        return NodeObservation {
+            addr: addr.to_string(),
+            result: Err(PollFailure {
+                reason: last.reason,
+                message: format!("{} (waiting to reconnect)", last.message),
+                attempted: false,
+            }),
+            duration: Duration::ZERO,
+        };
+    }
+    let result = poll_with_timeout(
+        &mut state.conn,
+        &state.host,
+        state.port,
+        &settings.credentials,
+        settings.max_reply_bytes,
+        settings.node_timeout,
+    )
+    .await
+    .and_then(|raw| parse_replies(&raw));
+    match &result {
+        Ok(_) => {
+            if let Some(prev) = state.last_failure.take() {
+                tracing::info!(addr, after = %prev.reason.as_str(), "node answers again");
+            }
+            state.consecutive_failures = 0;
+            state.skip_polls = 0;
+        }
+        Err(f) => {
+            let changed = state.last_failure.as_ref().map(|p| p.reason) != Some(f.reason);
+            if changed {
+                tracing::warn!(addr, reason = f.reason.as_str(), error = %f.message, "node poll failed");
+            } else {
+                tracing::debug!(addr, reason = f.reason.as_str(), error = %f.message, "node poll failed again");
+            }
+            state.consecutive_failures = state.consecutive_failures.saturating_add(1);
+            // Reconnect backoff: attempts 1, 2, 4, ... polls apart, at most MAX_BACKOFF apart.
+            let max_skip = (MAX_BACKOFF.as_millis() / settings.poll_interval.as_millis().max(1))
+                .saturating_sub(1);
+            let skip = (1u64 << state.consecutive_failures.saturating_sub(1).min(16)) - 1;
+            state.skip_polls =
+                u32::try_from(skip.min(u64::try_from(max_skip).unwrap_or(0))).unwrap_or(0);
+            state.last_failure = Some(f.clone());
+        }
+    }
+    NodeObservation {
+        addr: addr.to_string(),
+        result,
+        duration: started.elapsed(),
+    }
+}
