@@ -4,7 +4,23 @@ use clap::Parser;
 use redis_cluster_exporter::config::{Args, Config};
 
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            // One line naming the problem, as the spec asks, instead of clap's usage block.
+            let text = e.to_string();
+            let line = text
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid arguments");
+            eprintln!(
+                "redis-cluster-exporter: {}",
+                line.trim_start_matches("error: ")
+            );
+            std::process::exit(2);
+        }
+    };
     let config = match Config::from_args(args) {
         Ok(c) => c,
         Err(e) => {

@@ -70,6 +70,9 @@ pub struct Info {
     pub connected_slaves: Option<f64>,
     /// `master_repl_offset` (every node).
     pub master_repl_offset: Option<i64>,
+    /// `second_repl_offset`: on a promoted replica, one past the offset at which it stopped
+    /// replicating its old master (-1 when there is no second history).
+    pub second_repl_offset: Option<i64>,
     /// `slave_repl_offset` (replicas).
     pub slave_repl_offset: Option<i64>,
     /// `master_host` (replicas).
@@ -103,6 +106,12 @@ impl Info {
             self.master_repl_offset
         }
     }
+}
+
+/// True for `<prefix><digits>` keys such as `slave0` or `db12`.
+fn numbered(key: &str, prefix: &str) -> bool {
+    key.strip_prefix(prefix)
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn comma_fields(value: &str) -> impl Iterator<Item = (&str, &str)> {
@@ -173,23 +182,18 @@ pub fn parse_info(text: &str) -> Result<Info, ParseError> {
             "connected_slaves" => info.connected_slaves = f(),
             "master_repl_offset" => info.master_repl_offset = i(),
             "slave_repl_offset" => info.slave_repl_offset = i(),
+            "second_repl_offset" => info.second_repl_offset = i(),
             "master_host" => info.master_host = Some(value.to_string()),
             "master_port" => info.master_port = value.trim().parse().ok(),
             "master_link_status" => info.master_link_up = Some(value.trim() == "up"),
             "master_last_io_seconds_ago" => info.master_last_io_seconds_ago = f(),
             "master_sync_in_progress" => info.master_sync_in_progress = f(),
-            k if k.starts_with("slave")
-                && k[5..].bytes().all(|b| b.is_ascii_digit())
-                && k.len() > 5 =>
-            {
+            k if numbered(k, "slave") => {
                 if let Some(r) = parse_replica(value) {
                     info.replicas.push(r);
                 }
             }
-            k if k.starts_with("db")
-                && k.len() > 2
-                && k[2..].bytes().all(|b| b.is_ascii_digit()) =>
-            {
+            k if numbered(k, "db") => {
                 if let Some(d) = parse_db(k, value) {
                     info.keyspace.push(d);
                 }

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Passes the whole test suite on a fresh Debian machine: installs what the tests need
+# (redis-server, prometheus + promtool, alertmanager + amtool, python3 checkers), then runs
+# formatting, lints, unit + integration tests and the monitoring config checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-cli >/dev/null || need+=(redis-tools)
+command -v promtool >/dev/null || need+=(prometheus)
+command -v amtool >/dev/null || need+=(prometheus-alertmanager)
+/usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || need+=(python3-prometheus-client)
+/usr/bin/python3 -c 'import yaml' 2>/dev/null || need+=(python3-yaml)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "== installing: ${need[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+if [ -x scripts/check-monitoring.sh ]; then
+  echo "== monitoring configs (promtool, amtool, dashboards)"
+  scripts/check-monitoring.sh
+fi
+echo "== cargo test"
+# Integration tests start real redis clusters; two at a time keeps a 2-core machine honest.
+cargo test --all-targets --locked -- --test-threads="${TEST_THREADS:-2}"
