@@ -1,12 +1,20 @@
-//! Wires the parts together: the poll loop (poller -> snapshot -> metrics render) and the HTTP
-//! server, with graceful shutdown on SIGINT/SIGTERM.
+//! Wires the parts together: the poll loop (poller -> snapshot -> {metrics render, detector ->
+//! event store}) and the HTTP server, with graceful shutdown on SIGINT/SIGTERM.
 
 use crate::config::Config;
+use crate::events::api::SharedStore;
+use crate::events::detector::{Detector, Topology};
+use crate::events::store::{EventStore, NewEvent, StoreError};
+use crate::events::{load_topology, save_topology, topology_path};
 use crate::http::{Shared, router};
 use crate::metrics::{ExporterMetrics, render};
 use crate::poller::{Poller, PollerSettings};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::watch;
+
+/// Events waiting for a successful append are kept up to this many (a full disk must not grow
+/// memory without bound).
+const MAX_PENDING_EVENTS: usize = 100_000;
 
 /// Failures that stop the exporter.
 #[derive(Debug, thiserror::Error)]
@@ -22,11 +30,24 @@ pub enum AppError {
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Serve(std::io::Error),
+    /// The event log could not be opened.
+    #[error("{0}")]
+    EventLog(#[from] StoreError),
 }
 
 /// Runs until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> Result<(), AppError> {
     let shared = Arc::new(Shared::default());
+    let store = EventStore::open(
+        &config.event_log,
+        config.event_retention,
+        &config.cluster_name,
+    )?;
+    let exporter_metrics = ExporterMetrics::default();
+    if let Some(last) = store.last_of_kind("failover") {
+        exporter_metrics.set_last_failover(&last.time);
+    }
+    let store: SharedStore = Arc::new(Mutex::new(store));
     let listener = tokio::net::TcpListener::bind(config.listen_address)
         .await
         .map_err(|source| AppError::Listen {
@@ -40,20 +61,30 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     let poll_task = tokio::spawn(poll_loop(
         config.clone(),
         Arc::clone(&shared),
+        Arc::clone(&store),
+        exporter_metrics,
         stop_rx.clone(),
     ));
 
     let mut http_stop = stop_rx.clone();
-    let server =
-        axum::serve(listener, router(Arc::clone(&shared))).with_graceful_shutdown(async move {
-            let _ = http_stop.wait_for(|stop| *stop).await;
-        });
+    let app = router(Arc::clone(&shared)).merge(crate::events::api::router(Arc::clone(&store)));
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = http_stop.wait_for(|stop| *stop).await;
+    });
     let signals = async {
         shutdown_signal().await;
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
     };
-    let (served, ()) = tokio::join!(server.into_future(), signals);
+    let close_streams = async {
+        let _ = stop_rx.clone().wait_for(|s| *s).await;
+        // Live /events/stream responses would otherwise hold the graceful shutdown open.
+        store
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .close_subscriptions();
+    };
+    let (served, (), ()) = tokio::join!(server.into_future(), signals, close_streams);
     let _ = poll_task.await;
     served.map_err(AppError::Serve)
 }
@@ -79,15 +110,31 @@ async fn shutdown_signal() {
     }
 }
 
-async fn poll_loop(config: Config, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+async fn poll_loop(
+    config: Config,
+    shared: Arc<Shared>,
+    store: SharedStore,
+    exporter_metrics: ExporterMetrics,
+    mut stop: watch::Receiver<bool>,
+) {
+    let topo_path = topology_path(&config.event_log);
+    let topology = load_topology(&topo_path);
     let mut poller = Poller::new(PollerSettings {
         seeds: config.seeds.clone(),
         credentials: config.credentials.clone(),
         node_timeout: config.node_timeout,
         max_reply_bytes: config.max_reply_bytes,
         poll_interval: config.poll_interval,
-    });
-    let exporter_metrics = ExporterMetrics::default();
+    })
+    .with_known(topology.nodes.values().filter_map(|n| n.addr.clone()));
+
+    let suppress = store
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .keys_after(topology.last_event_id);
+    let mut saved: Topology = topology.clone();
+    let mut detector = Detector::new(topology, suppress);
+    let mut pending: Vec<NewEvent> = Vec::new();
     let mut ticker = tokio::time::interval(config.poll_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -97,6 +144,18 @@ async fn poll_loop(config: Config, shared: Arc<Shared>, mut stop: watch::Receive
         }
         let snapshot = poller.poll_once().await;
         exporter_metrics.record(&snapshot);
+        pending.extend(detector.observe(&snapshot));
+        if !pending.is_empty() {
+            store_events(&store, &mut pending, &mut detector, &exporter_metrics);
+        }
+        // The topology may only advance once every event it implies is on disk; otherwise a
+        // crash would lose those events for good.
+        if pending.is_empty() && detector.topology() != &saved {
+            match save_topology(&topo_path, detector.topology()) {
+                Ok(()) => saved = detector.topology().clone(),
+                Err(e) => tracing::error!(error = %e, "cannot save the detector topology"),
+            }
+        }
         shared.publish(render(&snapshot, &exporter_metrics, &config.cluster_name));
         tracing::debug!(
             nodes = snapshot.observations.len(),
@@ -108,5 +167,42 @@ async fn poll_loop(config: Config, shared: Arc<Shared>, mut stop: watch::Receive
             duration_ms = snapshot.duration.as_millis() as u64,
             "poll complete"
         );
+    }
+}
+
+/// Appends pending events (durably), then logs and counts them. On failure they stay pending
+/// and are retried after the next poll.
+fn store_events(
+    store: &SharedStore,
+    pending: &mut Vec<NewEvent>,
+    detector: &mut Detector,
+    metrics: &ExporterMetrics,
+) {
+    let mut guard = store.lock().unwrap_or_else(PoisonError::into_inner);
+    match guard.append(pending.clone()) {
+        Ok(stored) => {
+            pending.clear();
+            detector.set_last_event_id(guard.last_id());
+            drop(guard);
+            for e in &stored {
+                metrics.record_event(e);
+                let details = serde_json::Value::Object(e.details.clone());
+                tracing::info!(
+                    id = e.id,
+                    kind = %e.kind,
+                    key = %e.key,
+                    details = %details,
+                    "{}",
+                    e.summary
+                );
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, pending = pending.len(), "cannot store events; will retry");
+            if pending.len() > MAX_PENDING_EVENTS {
+                let excess = pending.len() - MAX_PENDING_EVENTS;
+                pending.drain(..excess);
+            }
+        }
     }
 }

@@ -6,6 +6,7 @@
 pub mod app;
 pub mod client;
 pub mod config;
+pub mod events;
 pub mod http;
 pub mod metrics;
 pub mod model;

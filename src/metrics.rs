@@ -25,23 +25,82 @@ pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Metrics that accumulate across polls (the exporter's own counters and histograms).
+/// Failover triggers pre-created at zero, so `increase()` sees the first failover.
+const TRIGGERS: [&str; 4] = ["automatic", "manual", "force", "takeover"];
+
+/// Metrics that accumulate across polls (the exporter's own counters and histograms, and the
+/// failover/event counters).
 #[derive(Clone)]
 pub struct ExporterMetrics {
     poll_duration: Histogram,
     node_poll_errors: Family<Labels, Counter>,
+    failovers: Family<Labels, Counter>,
+    failover_duration: Histogram,
+    last_failover: Family<Labels, GaugeF>,
+    events: Family<Labels, Counter>,
 }
 
 impl Default for ExporterMetrics {
     fn default() -> Self {
-        ExporterMetrics {
+        let m = ExporterMetrics {
             poll_duration: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             node_poll_errors: Family::default(),
+            failovers: Family::default(),
+            failover_duration: Histogram::new([
+                1.0, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300.0,
+            ]),
+            last_failover: Family::default(),
+            events: Family::default(),
+        };
+        for t in TRIGGERS {
+            let _ = m.failovers.get_or_create(&vec![("trigger", t.to_string())]);
         }
+        for k in crate::events::store::KINDS {
+            let _ = m.events.get_or_create(&vec![("kind", k.to_string())]);
+        }
+        m
     }
 }
 
 impl ExporterMetrics {
+    /// Accounts one stored event.
+    pub fn record_event(&self, event: &crate::events::store::Event) {
+        self.events
+            .get_or_create(&vec![("kind", event.kind.clone())])
+            .inc();
+        if event.kind != "failover" {
+            return;
+        }
+        let trigger = event
+            .details
+            .get("trigger")
+            .and_then(|t| t.as_str())
+            .unwrap_or("unknown")
+            .to_string();
+        self.failovers
+            .get_or_create(&vec![("trigger", trigger)])
+            .inc();
+        if let Some(d) = event
+            .details
+            .get("duration_seconds")
+            .and_then(|d| d.as_f64())
+        {
+            self.failover_duration.observe(d);
+        }
+        self.set_last_failover(&event.time);
+    }
+
+    /// Sets the last-failover timestamp from an event's RFC 3339 time (also used at start from
+    /// the stored log).
+    pub fn set_last_failover(&self, rfc3339: &str) {
+        if let Ok(t) = humantime::parse_rfc3339(rfc3339) {
+            let secs = t
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            self.last_failover.get_or_create(&Labels::new()).set(secs);
+        }
+    }
+
     /// Accounts one completed poll round: its duration and every failed node poll.
     pub fn record(&self, snapshot: &Snapshot) {
         self.poll_duration.observe(snapshot.duration.as_secs_f64());
@@ -69,6 +128,26 @@ impl ExporterMetrics {
             "redis_exporter_node_poll_errors",
             "Failed polls of a node, by reason",
             self.node_poll_errors.clone(),
+        );
+        reg.register(
+            "redis_cluster_failovers",
+            "Failovers detected, by trigger (automatic, manual, force, takeover, unknown)",
+            self.failovers.clone(),
+        );
+        reg.register(
+            "redis_cluster_failover_duration_seconds",
+            "Time from the old master's first failure seen to the promotion seen",
+            self.failover_duration.clone(),
+        );
+        reg.register(
+            "redis_cluster_last_failover_timestamp_seconds",
+            "Unix time of the last failover detected",
+            self.last_failover.clone(),
+        );
+        reg.register(
+            "redis_cluster_events",
+            "Events detected, by kind",
+            self.events.clone(),
         );
         reg.register(
             "redis_exporter_build",

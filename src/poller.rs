@@ -119,7 +119,34 @@ impl Poller {
         let time = SystemTime::now();
         let targets = self.targets();
         self.nodes.retain(|addr, _| targets.contains(addr));
-        for addr in &targets {
+        let mut observations = self.poll_addrs(&targets).await;
+        // Members this round revealed that were not polled (the first round after start, a node
+        // that just joined) are polled in the same round, so every snapshot covers the cluster.
+        let extra: BTreeSet<String> = observations
+            .iter()
+            .filter_map(NodeObservation::data)
+            .flat_map(|d| d.nodes.nodes.iter())
+            .filter(|l| !l.flags.handshake)
+            .filter_map(|l| l.addr.as_ref().map(ToString::to_string))
+            .filter(|a| !targets.contains(a))
+            .collect();
+        if !extra.is_empty() {
+            observations.extend(self.poll_addrs(&extra).await);
+        }
+        let snapshot = Snapshot::new(time, started.elapsed(), observations);
+        self.learn(&snapshot);
+        snapshot
+    }
+
+    /// Addresses known from a previous run (the persisted topology), polled until the cluster
+    /// answers: a restarted exporter whose seeds are down still finds the cluster.
+    pub fn with_known(mut self, addrs: impl IntoIterator<Item = String>) -> Self {
+        self.known.extend(addrs);
+        self
+    }
+
+    async fn poll_addrs(&mut self, addrs: &BTreeSet<String>) -> Vec<NodeObservation> {
+        for addr in addrs {
             if !self.nodes.contains_key(addr)
                 && let Some((host, port)) = split_addr(addr)
             {
@@ -130,11 +157,9 @@ impl Poller {
         let futures = self
             .nodes
             .iter_mut()
+            .filter(|(addr, _)| addrs.contains(*addr))
             .map(|(addr, state)| poll_node(addr, state, settings));
-        let observations = futures::future::join_all(futures).await;
-        let snapshot = Snapshot::new(time, started.elapsed(), observations);
-        self.learn(&snapshot);
-        snapshot
+        futures::future::join_all(futures).await
     }
 
     fn learn(&mut self, snapshot: &Snapshot) {

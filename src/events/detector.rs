@@ -1,0 +1,1174 @@
+//! The event detector: a pure state machine that diffs each new snapshot against the topology it
+//! last recorded and emits events (failover, node health, cluster state, membership, roles, slot
+//! moves, config conflicts). It does no IO; the caller persists [`Topology`] and the events.
+
+use crate::events::store::NewEvent;
+use crate::model::{Role, Snapshot, ViewNode};
+use crate::parse::cluster_nodes::{SLOT_COUNT, SlotRange, format_ranges, slots_to_ranges};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::time::{Duration, SystemTime};
+
+/// Consecutive polls a node must be flagged `fail?` before `node_pfail` is announced, so a
+/// suspicion that clears at once is not news.
+const PFAIL_CONFIRM_POLLS: u32 = 2;
+/// Consecutive polls of disagreement about slot owners before `config_conflict` is announced
+/// (gossip makes every failover briefly inconsistent).
+const CONFLICT_CONFIRM_POLLS: u32 = 3;
+/// Replica samples kept per node to classify a promotion's trigger.
+const REPLICA_SAMPLES: usize = 3;
+
+/// Health of a node as last announced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// Not flagged.
+    #[default]
+    Ok,
+    /// Announced as `fail?`.
+    Pfail,
+    /// Announced as `fail`.
+    Fail,
+}
+
+/// What the detector remembers of one node between polls (and across restarts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackedNode {
+    /// `host:port`.
+    pub addr: Option<String>,
+    /// `master` or `replica`.
+    pub role: String,
+    /// Master id for replicas.
+    pub master_id: Option<String>,
+    /// Config epoch.
+    pub config_epoch: u64,
+    /// Owned slots as `(first, last)` pairs.
+    pub slots: Vec<(u16, u16)>,
+    /// Last announced health.
+    pub health: Health,
+}
+
+/// The persisted part of the detector: the topology as of the last recorded poll.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Topology {
+    /// Members by id.
+    pub nodes: BTreeMap<String, TrackedNode>,
+    /// Last announced aggregate cluster state.
+    pub cluster_ok: Option<bool>,
+    /// A config conflict is announced and not resolved yet.
+    pub conflict_announced: bool,
+    /// Id of the last event stored when this topology was saved.
+    pub last_event_id: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ReplicaSample {
+    offset: Option<i64>,
+    mfstart_sent: u64,
+    auth_req_sent: u64,
+}
+
+/// Runtime-only memory of one node (lost on restart, which only costs precision).
+#[derive(Debug, Default)]
+struct History {
+    first_failure_seen: Option<SystemTime>,
+    fail_flag_seen: bool,
+    last_master_offset: Option<i64>,
+    replica_samples: VecDeque<ReplicaSample>,
+    pfail_polls: u32,
+}
+
+/// Turns consecutive snapshots into events.
+#[derive(Debug)]
+pub struct Detector {
+    topology: Topology,
+    history: HashMap<String, History>,
+    conflict_polls: u32,
+    /// Keys logged after the saved topology (a crash between logging and saving): not re-announced.
+    suppress: HashSet<String>,
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+fn node_ref(id: &str, addr: Option<&str>) -> Value {
+    json!({ "id": id, "addr": addr })
+}
+
+fn event(time: SystemTime, kind: &str, key: String, summary: String, details: Value) -> NewEvent {
+    let details = match details {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    NewEvent {
+        key,
+        time,
+        kind: kind.to_string(),
+        summary,
+        details,
+    }
+}
+
+/// Per-slot owner ids of a slot map given as ranges per node.
+fn owners<'a>(maps: impl Iterator<Item = (&'a str, &'a [(u16, u16)])>) -> Vec<Option<&'a str>> {
+    let mut out = vec![None; usize::from(SLOT_COUNT)];
+    for (id, ranges) in maps {
+        for &(start, end) in ranges {
+            for slot in start..=end.min(SLOT_COUNT - 1) {
+                if let Some(cell) = out.get_mut(usize::from(slot)) {
+                    *cell = Some(id);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn tracked(n: &ViewNode, health: Health) -> TrackedNode {
+    TrackedNode {
+        addr: n.addr.clone(),
+        role: n.role.as_str().to_string(),
+        master_id: n.master_id.clone(),
+        config_epoch: n.config_epoch,
+        slots: n.slots.iter().map(|r| (r.start, r.end)).collect(),
+        health,
+    }
+}
+
+fn current_health(n: &ViewNode) -> Health {
+    if !n.fail_reporters.is_empty() {
+        Health::Fail
+    } else if !n.pfail_reporters.is_empty() {
+        Health::Pfail
+    } else {
+        Health::Ok
+    }
+}
+
+impl Detector {
+    /// A detector starting from a persisted topology (empty on first run) and the keys of events
+    /// logged after that topology was saved.
+    pub fn new(topology: Topology, suppress: HashSet<String>) -> Self {
+        Detector {
+            topology,
+            history: HashMap::new(),
+            conflict_polls: 0,
+            suppress,
+        }
+    }
+
+    /// The topology to persist.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// Records the id of the last stored event, to be saved with the topology.
+    pub fn set_last_event_id(&mut self, id: u64) {
+        self.topology.last_event_id = id;
+    }
+
+    /// Diffs a snapshot against the recorded topology, updates it, and returns new events.
+    pub fn observe(&mut self, snap: &Snapshot) -> Vec<NewEvent> {
+        let view = &snap.view;
+        if !view.nodes.values().any(|n| n.reachable) {
+            // Nothing answered: the exporter cannot tell what changed.
+            return Vec::new();
+        }
+        self.update_history(snap);
+        if self.topology.nodes.is_empty() {
+            self.topology.nodes = view
+                .nodes
+                .values()
+                .map(|n| (n.id.clone(), tracked(n, current_health(n))))
+                .collect();
+            self.topology.cluster_ok = aggregate_state(snap).map(|(ok, _)| ok);
+            return Vec::new();
+        }
+        let mut events = Vec::new();
+        let promoted = self.slot_changes(snap, &mut events);
+        self.membership(snap, &mut events);
+        self.health(snap, &mut events);
+        self.roles(snap, &promoted, &mut events);
+        self.cluster_state(snap, &mut events);
+        self.conflicts(snap, &mut events);
+
+        // Record the new topology, keeping announced health.
+        let old = std::mem::take(&mut self.topology.nodes);
+        self.topology.nodes = view
+            .nodes
+            .values()
+            .map(|n| {
+                let health = old.get(&n.id).map_or(Health::Ok, |t| t.health);
+                (n.id.clone(), tracked(n, health))
+            })
+            .collect();
+        for n in view.nodes.values().filter(|n| n.role == Role::Master) {
+            if let Some(h) = self.history.get_mut(&n.id) {
+                h.replica_samples.clear();
+            }
+        }
+        events.retain(|e| !self.suppress.remove(&e.key));
+        events
+    }
+
+    fn update_history(&mut self, snap: &Snapshot) {
+        for n in snap.view.nodes.values() {
+            let h = self.history.entry(n.id.clone()).or_default();
+            let polled_down = n
+                .addr
+                .as_deref()
+                .and_then(|a| snap.observations.get(a))
+                .is_some_and(|o| o.result.is_err());
+            let flagged = !n.pfail_reporters.is_empty() || !n.fail_reporters.is_empty();
+            if flagged || polled_down {
+                h.first_failure_seen.get_or_insert(snap.time);
+                h.fail_flag_seen |= !n.fail_reporters.is_empty();
+            } else if n.reachable {
+                h.first_failure_seen = None;
+                h.fail_flag_seen = false;
+            }
+            if !n.reachable {
+                continue;
+            }
+            match n.role {
+                Role::Master => {
+                    // Replica samples are dropped after this poll's detection (see `observe`):
+                    // a promotion is classified from the samples taken before it.
+                    if let Some(off) = n.repl_offset {
+                        h.last_master_offset = Some(off);
+                    }
+                }
+                Role::Replica => {
+                    let ci = snap.data_of(&n.id).map(|d| &d.cluster_info);
+                    h.replica_samples.push_back(ReplicaSample {
+                        offset: n.repl_offset,
+                        mfstart_sent: ci.map_or(0, |c| c.sent("mfstart")),
+                        auth_req_sent: ci.map_or(0, |c| c.sent("auth-req")),
+                    });
+                    while h.replica_samples.len() > REPLICA_SAMPLES {
+                        h.replica_samples.pop_front();
+                    }
+                }
+            }
+        }
+        self.history
+            .retain(|id, _| snap.view.nodes.contains_key(id));
+    }
+
+    /// Failovers and slot moves. Returns the ids promoted by a failover in this poll.
+    fn slot_changes(&mut self, snap: &Snapshot, events: &mut Vec<NewEvent>) -> HashSet<String> {
+        let view = &snap.view;
+        let before = owners(
+            self.topology
+                .nodes
+                .iter()
+                .map(|(id, t)| (id.as_str(), t.slots.as_slice())),
+        );
+        let now_pairs: Vec<(String, Vec<(u16, u16)>)> = view
+            .nodes
+            .values()
+            .map(|n| {
+                (
+                    n.id.clone(),
+                    n.slots.iter().map(|r| (r.start, r.end)).collect(),
+                )
+            })
+            .collect();
+        let after = owners(now_pairs.iter().map(|(id, s)| (id.as_str(), s.as_slice())));
+        let mut moves: BTreeMap<(Option<&str>, Option<&str>), Vec<u16>> = BTreeMap::new();
+        for (slot, (b, a)) in (0..SLOT_COUNT).zip(before.iter().zip(after.iter())) {
+            if b != a {
+                moves.entry((*b, *a)).or_default().push(slot);
+            }
+        }
+        let mut promoted = HashSet::new();
+        for ((from, to), slots) in moves {
+            let ranges = slots_to_ranges(slots);
+            let was_replica_of_from = match (from, to) {
+                (Some(f), Some(t)) => self.topology.nodes.get(t).is_some_and(|tn| {
+                    tn.role == Role::Replica.as_str() && tn.master_id.as_deref() == Some(f)
+                }),
+                _ => false,
+            };
+            if let (true, Some(f), Some(t)) = (was_replica_of_from, from, to) {
+                if promoted.insert(t.to_string()) {
+                    events.push(self.failover_event(snap, f, t, &ranges));
+                }
+            } else {
+                events.push(self.slots_moved_event(snap, from, to, &ranges));
+            }
+        }
+        promoted
+    }
+
+    fn failover_event(
+        &self,
+        snap: &Snapshot,
+        old: &str,
+        new: &str,
+        ranges: &[SlotRange],
+    ) -> NewEvent {
+        let view = &snap.view;
+        let new_node = view.nodes.get(new);
+        let epoch = new_node.map_or(0, |n| n.config_epoch);
+        let old_addr = view
+            .nodes
+            .get(old)
+            .and_then(|n| n.addr.clone())
+            .or_else(|| self.topology.nodes.get(old).and_then(|t| t.addr.clone()));
+        let new_addr = new_node.and_then(|n| n.addr.clone());
+        let empty = History::default();
+        let old_hist = self.history.get(old).unwrap_or(&empty);
+        let new_hist = self.history.get(new).unwrap_or(&empty);
+
+        let data = snap.data_of(new);
+        let counters = data.map(|d| {
+            (
+                d.cluster_info.sent("mfstart"),
+                d.cluster_info.sent("auth-req"),
+            )
+        });
+        let baseline = new_hist.replica_samples.front();
+        let by_counters = match (counters, baseline) {
+            (Some((mf, ar)), Some(b)) => {
+                if mf > b.mfstart_sent {
+                    "manual"
+                } else if ar > b.auth_req_sent {
+                    "force"
+                } else {
+                    "takeover"
+                }
+            }
+            _ => "unknown",
+        };
+        // The cluster flagged the old master FAIL: the replica won an election on its own. A
+        // failing (unreachable or suspected) master rules out a manual failover, which needs the
+        // master's cooperation; FORCE and TAKEOVER are told apart by the election messages.
+        let trigger = if old_hist.fail_flag_seen {
+            "automatic"
+        } else if old_hist.first_failure_seen.is_some() {
+            match by_counters {
+                "force" | "takeover" => by_counters,
+                _ => "automatic",
+            }
+        } else {
+            by_counters
+        };
+
+        // The offset the replica had when it stopped replicating: INFO's second_repl_offset - 1
+        // on the promoted node, else its last offset seen as a replica.
+        let replica_offset = data
+            .and_then(|d| d.info.second_repl_offset)
+            .filter(|o| *o > 0)
+            .map(|o| o - 1)
+            .or_else(|| new_hist.replica_samples.back().and_then(|s| s.offset));
+        let master_offset = old_hist.last_master_offset;
+        let loss = match (master_offset, replica_offset) {
+            (Some(m), Some(r)) => Some((m - r).max(0)),
+            _ => None,
+        };
+        let first_failure = old_hist.first_failure_seen;
+        let duration = match (trigger, first_failure) {
+            ("manual", _) | (_, None) => None,
+            (_, Some(t)) => Some(
+                snap.time
+                    .duration_since(t)
+                    .unwrap_or(Duration::ZERO)
+                    .as_secs_f64(),
+            ),
+        };
+        let slots = format_ranges(ranges);
+        let summary = format!(
+            "{} failover: replica {} ({}) took over slots {} from master {} ({}) at config epoch {}{}",
+            trigger,
+            short(new),
+            new_addr.as_deref().unwrap_or("?"),
+            slots,
+            short(old),
+            old_addr.as_deref().unwrap_or("?"),
+            epoch,
+            duration
+                .map(|d| format!(", {d:.1}s after the first failure was seen"))
+                .unwrap_or_default()
+        );
+        event(
+            snap.time,
+            "failover",
+            format!("failover/{new}/{epoch}"),
+            summary,
+            json!({
+                "old_master": node_ref(old, old_addr.as_deref()),
+                "new_master": node_ref(new, new_addr.as_deref()),
+                "slots": slots,
+                "config_epoch": epoch,
+                "trigger": trigger,
+                "first_failure_seen": first_failure.map(rfc3339),
+                "duration_seconds": duration,
+                "replica_offset_at_promotion": replica_offset,
+                "last_master_offset_seen": master_offset,
+                "possible_data_loss_bytes": loss,
+            }),
+        )
+    }
+
+    fn slots_moved_event(
+        &self,
+        snap: &Snapshot,
+        from: Option<&str>,
+        to: Option<&str>,
+        ranges: &[SlotRange],
+    ) -> NewEvent {
+        let addr_of = |id: Option<&str>| {
+            id.and_then(|i| {
+                snap.view
+                    .nodes
+                    .get(i)
+                    .and_then(|n| n.addr.clone())
+                    .or_else(|| self.topology.nodes.get(i).and_then(|t| t.addr.clone()))
+            })
+        };
+        let epoch = to
+            .and_then(|t| snap.view.nodes.get(t))
+            .map_or(0, |n| n.config_epoch);
+        let slots = format_ranges(ranges);
+        let count: u32 = ranges.iter().map(SlotRange::len).sum();
+        let name = |id: Option<&str>, addr: &Option<String>| match id {
+            Some(i) => format!("{} ({})", short(i), addr.as_deref().unwrap_or("?")),
+            None => "no owner".to_string(),
+        };
+        let (from_addr, to_addr) = (addr_of(from), addr_of(to));
+        event(
+            snap.time,
+            "slots_moved",
+            format!(
+                "slots_moved/{}/{}/{}/{}",
+                from.unwrap_or("-"),
+                to.unwrap_or("-"),
+                slots,
+                epoch
+            ),
+            format!(
+                "{count} slot(s) {slots} moved from {} to {}",
+                name(from, &from_addr),
+                name(to, &to_addr)
+            ),
+            json!({
+                "from": from.map(|f| node_ref(f, from_addr.as_deref())),
+                "to": to.map(|t| node_ref(t, to_addr.as_deref())),
+                "slots": slots,
+                "slot_count": count,
+                "config_epoch": epoch,
+            }),
+        )
+    }
+
+    fn membership(&self, snap: &Snapshot, events: &mut Vec<NewEvent>) {
+        for n in snap.view.nodes.values() {
+            if !self.topology.nodes.contains_key(&n.id) {
+                events.push(event(
+                    snap.time,
+                    "node_added",
+                    format!("node_added/{}", n.id),
+                    format!(
+                        "node {} ({}) joined the cluster as {}",
+                        short(&n.id),
+                        n.addr.as_deref().unwrap_or("?"),
+                        n.role.as_str()
+                    ),
+                    json!({
+                        "node": node_ref(&n.id, n.addr.as_deref()),
+                        "role": n.role.as_str(),
+                        "master_id": n.master_id,
+                    }),
+                ));
+            }
+        }
+        for (id, t) in &self.topology.nodes {
+            if !snap.view.nodes.contains_key(id) {
+                events.push(event(
+                    snap.time,
+                    "node_removed",
+                    format!("node_removed/{id}"),
+                    format!(
+                        "node {} ({}) is no longer known to any reachable node",
+                        short(id),
+                        t.addr.as_deref().unwrap_or("?")
+                    ),
+                    json!({ "node": node_ref(id, t.addr.as_deref()), "role": t.role }),
+                ));
+            }
+        }
+    }
+
+    fn health(&mut self, snap: &Snapshot, events: &mut Vec<NewEvent>) {
+        for n in snap.view.nodes.values() {
+            let Some(t) = self.topology.nodes.get_mut(&n.id) else {
+                continue;
+            };
+            let cur = current_health(n);
+            let h = self.history.entry(n.id.clone()).or_default();
+            h.pfail_polls = if cur == Health::Pfail {
+                h.pfail_polls + 1
+            } else {
+                0
+            };
+            let announce = match (t.health, cur) {
+                (Health::Fail, Health::Fail) | (Health::Pfail, Health::Pfail) => None,
+                (_, Health::Fail) => Some(("node_fail", &n.fail_reporters)),
+                (Health::Ok, Health::Pfail) if h.pfail_polls >= PFAIL_CONFIRM_POLLS => {
+                    Some(("node_pfail", &n.pfail_reporters))
+                }
+                (Health::Pfail | Health::Fail, Health::Ok) => {
+                    Some(("node_recovered", &n.pfail_reporters))
+                }
+                _ => None,
+            };
+            let Some((kind, reporters)) = announce else {
+                continue;
+            };
+            t.health = match kind {
+                "node_fail" => Health::Fail,
+                "node_pfail" => Health::Pfail,
+                _ => Health::Ok,
+            };
+            let addr = n.addr.as_deref().unwrap_or("?");
+            let summary = match kind {
+                "node_fail" => format!(
+                    "{} {} ({}) is marked FAIL by {} node(s)",
+                    n.role.as_str(),
+                    short(&n.id),
+                    addr,
+                    reporters.len()
+                ),
+                "node_pfail" => format!(
+                    "{} {} ({}) is suspected failing (PFAIL) by {} node(s)",
+                    n.role.as_str(),
+                    short(&n.id),
+                    addr,
+                    reporters.len()
+                ),
+                _ => format!(
+                    "{} {} ({}) is no longer flagged failing",
+                    n.role.as_str(),
+                    short(&n.id),
+                    addr
+                ),
+            };
+            events.push(event(
+                snap.time,
+                kind,
+                format!("{kind}/{}/{}", n.id, n.config_epoch),
+                summary,
+                json!({
+                    "node": node_ref(&n.id, n.addr.as_deref()),
+                    "role": n.role.as_str(),
+                    "reported_by": reporters,
+                }),
+            ));
+        }
+    }
+
+    fn roles(&self, snap: &Snapshot, promoted: &HashSet<String>, events: &mut Vec<NewEvent>) {
+        for n in snap.view.nodes.values() {
+            let Some(t) = self.topology.nodes.get(&n.id) else {
+                continue;
+            };
+            let role_same = t.role == n.role.as_str();
+            let master_same = t.master_id == n.master_id;
+            if (role_same && master_same) || promoted.contains(&n.id) {
+                continue;
+            }
+            let to_master_addr = n
+                .master_id
+                .as_deref()
+                .and_then(|m| snap.view.nodes.get(m))
+                .and_then(|m| m.addr.clone());
+            let summary = match (n.role, n.master_id.as_deref()) {
+                (Role::Replica, Some(m)) => format!(
+                    "node {} ({}) is now a replica of {} ({}), was {}",
+                    short(&n.id),
+                    n.addr.as_deref().unwrap_or("?"),
+                    short(m),
+                    to_master_addr.as_deref().unwrap_or("?"),
+                    t.role
+                ),
+                _ => format!(
+                    "node {} ({}) is now a {}, was {}",
+                    short(&n.id),
+                    n.addr.as_deref().unwrap_or("?"),
+                    n.role.as_str(),
+                    t.role
+                ),
+            };
+            events.push(event(
+                snap.time,
+                "role_changed",
+                format!(
+                    "role_changed/{}/{}/{}/{}",
+                    n.id,
+                    n.role.as_str(),
+                    n.master_id.as_deref().unwrap_or("-"),
+                    n.config_epoch
+                ),
+                summary,
+                json!({
+                    "node": node_ref(&n.id, n.addr.as_deref()),
+                    "from_role": t.role,
+                    "to_role": n.role.as_str(),
+                    "from_master_id": t.master_id,
+                    "to_master_id": n.master_id,
+                }),
+            ));
+        }
+    }
+
+    fn cluster_state(&mut self, snap: &Snapshot, events: &mut Vec<NewEvent>) {
+        let Some((ok, reporter)) = aggregate_state(snap) else {
+            return;
+        };
+        let prev = self.topology.cluster_ok.replace(ok);
+        let Some(prev) = prev else { return };
+        if prev == ok {
+            return;
+        }
+        let word = |b: bool| if b { "ok" } else { "fail" };
+        let current_epoch = snap
+            .observations
+            .values()
+            .filter_map(|o| o.data())
+            .map(|d| d.cluster_info.current_epoch)
+            .max()
+            .unwrap_or(0);
+        let (slots_ok, slots_fail, slots_pfail) = reporter;
+        events.push(event(
+            snap.time,
+            "cluster_state",
+            format!("cluster_state/{}/{}", word(ok), current_epoch),
+            format!(
+                "cluster_state changed from {} to {} ({} slots ok, {} fail, {} pfail)",
+                word(prev),
+                word(ok),
+                slots_ok,
+                slots_fail,
+                slots_pfail
+            ),
+            json!({
+                "from": word(prev),
+                "to": word(ok),
+                "slots_ok": slots_ok,
+                "slots_fail": slots_fail,
+                "slots_pfail": slots_pfail,
+            }),
+        ));
+    }
+
+    fn conflicts(&mut self, snap: &Snapshot, events: &mut Vec<NewEvent>) {
+        if snap.view.consistent {
+            self.conflict_polls = 0;
+            self.topology.conflict_announced = false;
+            return;
+        }
+        self.conflict_polls += 1;
+        if self.conflict_polls < CONFLICT_CONFIRM_POLLS || self.topology.conflict_announced {
+            return;
+        }
+        self.topology.conflict_announced = true;
+        let agreed: Vec<(String, Vec<(u16, u16)>)> = snap
+            .view
+            .nodes
+            .values()
+            .map(|n| {
+                (
+                    n.id.clone(),
+                    n.slots.iter().map(|r| (r.start, r.end)).collect(),
+                )
+            })
+            .collect();
+        let agreed_owner = owners(agreed.iter().map(|(id, s)| (id.as_str(), s.as_slice())));
+        let mut claims = Vec::new();
+        let mut disputed: BTreeSet<u16> = BTreeSet::new();
+        let mut involved: BTreeSet<String> = BTreeSet::new();
+        for obs in snap.observations.values().take(64) {
+            let (Some(observer), Some(data)) = (obs.node_id(), obs.data()) else {
+                continue;
+            };
+            let pairs: Vec<(String, Vec<(u16, u16)>)> = data
+                .nodes
+                .nodes
+                .iter()
+                .filter(|l| l.flags.master)
+                .map(|l| {
+                    (
+                        l.id.clone(),
+                        l.slots.iter().map(|r| (r.start, r.end)).collect(),
+                    )
+                })
+                .collect();
+            let theirs = owners(pairs.iter().map(|(id, s)| (id.as_str(), s.as_slice())));
+            let mut differing: BTreeMap<Option<&str>, Vec<u16>> = BTreeMap::new();
+            for (slot, (a, t)) in (0..SLOT_COUNT).zip(agreed_owner.iter().zip(theirs.iter())) {
+                if a != t {
+                    differing.entry(*t).or_default().push(slot);
+                    disputed.insert(slot);
+                    if let Some(a) = a {
+                        involved.insert((*a).to_string());
+                    }
+                }
+            }
+            for (owner, slots) in differing {
+                if let Some(o) = owner {
+                    involved.insert(o.to_string());
+                }
+                claims.push(json!({
+                    "observer": observer,
+                    "owner": owner,
+                    "slots": format_ranges(&slots_to_ranges(slots)),
+                }));
+            }
+        }
+        let slots = format_ranges(&slots_to_ranges(disputed));
+        let involved: Vec<String> = involved.into_iter().collect();
+        let epoch = snap
+            .view
+            .nodes
+            .values()
+            .map(|n| n.config_epoch)
+            .max()
+            .unwrap_or(0);
+        events.push(event(
+            snap.time,
+            "config_conflict",
+            format!("config_conflict/{}/{}", involved.join(","), epoch),
+            format!(
+                "nodes disagree about who owns slots {} (for {} polls)",
+                slots, self.conflict_polls
+            ),
+            json!({ "slots": slots, "claims": claims, "masters": involved }),
+        ));
+    }
+}
+
+/// The aggregate cluster state: `fail` when most answering nodes report `cluster_state:fail`.
+/// Also returns `(slots_ok, slots_fail, slots_pfail)` from a node reporting the winning state.
+fn aggregate_state(snap: &Snapshot) -> Option<(bool, (u64, u64, u64))> {
+    let infos: Vec<_> = snap
+        .observations
+        .values()
+        .filter_map(|o| o.data())
+        .map(|d| &d.cluster_info)
+        .collect();
+    if infos.is_empty() {
+        return None;
+    }
+    let failing = infos.iter().filter(|c| !c.state_ok).count();
+    let ok = failing * 2 <= infos.len();
+    let reporter = infos
+        .iter()
+        .filter(|c| c.state_ok == ok)
+        .max_by_key(|c| (c.slots_fail, c.slots_pfail))?;
+    Some((
+        ok,
+        (reporter.slots_ok, reporter.slots_fail, reporter.slots_pfail),
+    ))
+}
+
+/// First 8 characters of a node id, for summaries.
+fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{FailureReason, NodeData, NodeObservation, PollFailure};
+    use crate::parse::{cluster_info, cluster_nodes, info};
+    use std::time::UNIX_EPOCH;
+
+    /// A node of a hand-built cluster.
+    #[derive(Clone)]
+    struct N {
+        id: String,
+        port: u16,
+        master_of: Option<String>,
+        epoch: u64,
+        slots: String,
+    }
+
+    fn id(c: char) -> String {
+        std::iter::repeat_n(c, 40).collect()
+    }
+
+    /// 3 masters a,b,c (epochs 1-3) with replicas d,e,f.
+    fn cluster() -> Vec<N> {
+        let m = |c, port, epoch, slots: &str| N {
+            id: id(c),
+            port,
+            master_of: None,
+            epoch,
+            slots: slots.into(),
+        };
+        let r = |c, port, of| N {
+            id: id(c),
+            port,
+            master_of: Some(id(of)),
+            epoch: 0,
+            slots: String::new(),
+        };
+        vec![
+            m('a', 7000, 1, "0-5460"),
+            m('b', 7001, 2, "5461-10922"),
+            m('c', 7002, 3, "10923-16383"),
+            r('d', 7003, 'a'),
+            r('e', 7004, 'b'),
+            r('f', 7005, 'c'),
+        ]
+    }
+
+    #[derive(Default, Clone)]
+    struct World {
+        down: Vec<String>,
+        /// (target id, flag) seen by every observer.
+        flags: Vec<(String, &'static str)>,
+        state_fail: bool,
+        /// (id, mfstart_sent, auth_req_sent)
+        counters: Vec<(String, u64, u64)>,
+        /// (id, offset)
+        offsets: Vec<(String, i64)>,
+        second_offset: Vec<(String, i64)>,
+        /// observers that see a different owner for slot 0: (observer id, owner id)
+        stale_owner_of_0: Vec<(String, String)>,
+    }
+
+    fn line(n: &N, all: &[N], me: bool, w: &World, observer: &str) -> String {
+        let role = if n.master_of.is_some() {
+            "slave"
+        } else {
+            "master"
+        };
+        let mut flags = vec![];
+        if me {
+            flags.push("myself");
+        }
+        flags.push(role);
+        for (t, f) in &w.flags {
+            if *t == n.id && !me {
+                flags.push(f);
+            }
+        }
+        let epoch = match &n.master_of {
+            Some(m) => all.iter().find(|x| &x.id == m).map_or(0, |x| x.epoch),
+            None => n.epoch,
+        };
+        let mut slots = n.slots.clone();
+        for (obs, owner) in &w.stale_owner_of_0 {
+            if obs == observer {
+                if *owner == n.id {
+                    slots = format!("0 {slots}");
+                } else if slots.starts_with("0-") {
+                    slots = slots.replacen("0-", "1-", 1);
+                }
+            }
+        }
+        format!(
+            "{} 127.0.0.1:{}@{} {} {} 0 0 {} connected {}",
+            n.id,
+            n.port,
+            n.port + 10000,
+            flags.join(","),
+            n.master_of.as_deref().unwrap_or("-"),
+            epoch,
+            slots
+        )
+    }
+
+    fn snap(t: u64, all: &[N], w: &World) -> Snapshot {
+        let observations = all
+            .iter()
+            .map(|me| {
+                let addr = format!("127.0.0.1:{}", me.port);
+                let result = if w.down.contains(&me.id) {
+                    Err(PollFailure {
+                        reason: FailureReason::Connect,
+                        message: "refused".into(),
+                        attempted: true,
+                    })
+                } else {
+                    let text: Vec<String> = all
+                        .iter()
+                        .map(|n| line(n, all, n.id == me.id, w, &me.id))
+                        .collect();
+                    let (mf, ar) = w
+                        .counters
+                        .iter()
+                        .find(|c| c.0 == me.id)
+                        .map_or((0, 0), |c| (c.1, c.2));
+                    let ci = format!(
+                        "cluster_state:{}\ncluster_slots_ok:16384\ncluster_stats_messages_mfstart_sent:{mf}\ncluster_stats_messages_auth-req_sent:{ar}\ncluster_current_epoch:9\n",
+                        if w.state_fail { "fail" } else { "ok" }
+                    );
+                    let off = w.offsets.iter().find(|o| o.0 == me.id).map_or(100, |o| o.1);
+                    let second = w.second_offset.iter().find(|o| o.0 == me.id).map_or(-1, |o| o.1);
+                    let role = if me.master_of.is_some() { "slave" } else { "master" };
+                    let inf = format!(
+                        "role:{role}\nmaster_repl_offset:{off}\nslave_repl_offset:{off}\nsecond_repl_offset:{second}\n"
+                    );
+                    Ok(NodeData {
+                        cluster_info: cluster_info::parse_cluster_info(&ci).unwrap(),
+                        nodes: cluster_nodes::parse_cluster_nodes(&text.join("\n")).unwrap(),
+                        info: info::parse_info(&inf).unwrap(),
+                    })
+                };
+                NodeObservation {
+                    addr,
+                    result,
+                    duration: Duration::from_millis(1),
+                }
+            })
+            .collect();
+        Snapshot::new(
+            UNIX_EPOCH + Duration::from_secs(1_800_000_000 + t),
+            Duration::from_millis(2),
+            observations,
+        )
+    }
+
+    fn kinds(events: &[NewEvent]) -> Vec<&str> {
+        events.iter().map(|e| e.kind.as_str()).collect()
+    }
+
+    /// Promotes `replica` in place of `master`, bumping the epoch to 7.
+    fn promote(all: &mut [N], master: char, replica: char) {
+        let (m, r) = (id(master), id(replica));
+        let slots = all
+            .iter()
+            .find(|n| n.id == m)
+            .map(|n| n.slots.clone())
+            .unwrap();
+        for n in all.iter_mut() {
+            if n.id == r {
+                n.master_of = None;
+                n.epoch = 7;
+                n.slots = slots.clone();
+            } else if n.id == m {
+                n.slots.clear();
+            }
+        }
+    }
+
+    fn started(all: &[N]) -> Detector {
+        let mut d = Detector::new(Topology::default(), HashSet::new());
+        assert!(d.observe(&snap(0, all, &World::default())).is_empty());
+        d
+    }
+
+    #[test]
+    fn steady_cluster_gives_no_events() {
+        let all = cluster();
+        let mut d = started(&all);
+        for t in 1..5 {
+            assert!(d.observe(&snap(t, &all, &World::default())).is_empty());
+        }
+    }
+
+    #[test]
+    fn automatic_failover_after_kill() {
+        let mut all = cluster();
+        let mut d = started(&all);
+        let mut w = World {
+            offsets: vec![(id('a'), 5000), (id('d'), 4990)],
+            ..World::default()
+        };
+        assert!(d.observe(&snap(1, &all, &w)).is_empty());
+        // Killed: unreachable, then flagged pfail, then fail + cluster_state fail.
+        w.down = vec![id('a')];
+        assert!(d.observe(&snap(2, &all, &w)).is_empty());
+        w.flags = vec![(id('a'), "fail?")];
+        assert!(d.observe(&snap(3, &all, &w)).is_empty());
+        w.flags = vec![(id('a'), "fail")];
+        w.state_fail = true;
+        let ev = d.observe(&snap(4, &all, &w));
+        assert_eq!(kinds(&ev), ["node_fail", "cluster_state"]);
+        assert_eq!(ev[0].details["reported_by"].as_array().unwrap().len(), 5);
+        // Replica d wins: it owns 0-5460 at epoch 7.
+        promote(&mut all, 'a', 'd');
+        w.state_fail = false;
+        w.second_offset = vec![(id('d'), 4991)];
+        let ev = d.observe(&snap(6, &all, &w));
+        assert_eq!(kinds(&ev), ["failover", "cluster_state"]);
+        let f = &ev[0].details;
+        assert_eq!(f["trigger"], "automatic");
+        assert_eq!(f["old_master"]["id"], id('a'));
+        assert_eq!(f["old_master"]["addr"], "127.0.0.1:7000");
+        assert_eq!(f["new_master"]["addr"], "127.0.0.1:7003");
+        assert_eq!(f["slots"], "0-5460");
+        assert_eq!(f["config_epoch"], 7);
+        assert_eq!(f["duration_seconds"], 4.0);
+        assert_eq!(f["first_failure_seen"], "2027-01-15T08:00:02.000Z");
+        assert_eq!(f["replica_offset_at_promotion"], 4990);
+        assert_eq!(f["last_master_offset_seen"], 5000);
+        assert_eq!(f["possible_data_loss_bytes"], 10);
+        assert_eq!(ev[0].key, format!("failover/{}/7", id('d')));
+        // Seen again by later polls: no second failover.
+        assert!(d.observe(&snap(7, &all, &w)).is_empty());
+        // The old master restarts and rejoins as a replica of d.
+        for n in all.iter_mut() {
+            if n.id == id('a') {
+                n.master_of = Some(id('d'));
+            }
+        }
+        w.down.clear();
+        w.flags.clear();
+        let ev = d.observe(&snap(8, &all, &w));
+        assert_eq!(kinds(&ev), ["node_recovered", "role_changed"]);
+        assert_eq!(ev[1].details["to_master_id"], id('d'));
+    }
+
+    #[test]
+    fn manual_force_and_takeover_are_told_apart() {
+        for (mf, ar, expected) in [(1, 1, "manual"), (0, 1, "force"), (0, 0, "takeover")] {
+            let mut all = cluster();
+            let mut d = started(&all);
+            let mut w = World::default();
+            d.observe(&snap(1, &all, &w));
+            promote(&mut all, 'a', 'd');
+            // A healthy old master turns into a replica of the new one at once.
+            for n in all.iter_mut() {
+                if n.id == id('a') {
+                    n.master_of = Some(id('d'));
+                }
+            }
+            w.counters = vec![(id('d'), mf, ar)];
+            let ev = d.observe(&snap(2, &all, &w));
+            assert_eq!(kinds(&ev), ["failover", "role_changed"], "{expected}");
+            assert_eq!(ev[0].details["trigger"], expected);
+            assert_eq!(ev[0].details["duration_seconds"], Value::Null);
+            assert_eq!(ev[1].details["node"]["id"], id('a'));
+        }
+    }
+
+    #[test]
+    fn flapping_pfail_and_replica_reattach_are_quiet() {
+        let all = cluster();
+        let mut d = started(&all);
+        let mut w = World {
+            flags: vec![(id('e'), "fail?")],
+            ..World::default()
+        };
+        assert!(d.observe(&snap(1, &all, &w)).is_empty());
+        w.flags.clear();
+        assert!(d.observe(&snap(2, &all, &w)).is_empty());
+        // Replica unreachable for a poll (link flap), then back: nothing changed in the cluster.
+        w.down = vec![id('f')];
+        assert!(d.observe(&snap(3, &all, &w)).is_empty());
+        w.down.clear();
+        assert!(d.observe(&snap(4, &all, &w)).is_empty());
+        // A suspicion that lasts is announced once, then its recovery.
+        w.flags = vec![(id('e'), "fail?")];
+        assert!(d.observe(&snap(5, &all, &w)).is_empty());
+        assert_eq!(kinds(&d.observe(&snap(6, &all, &w))), ["node_pfail"]);
+        assert!(d.observe(&snap(7, &all, &w)).is_empty());
+        w.flags.clear();
+        assert_eq!(kinds(&d.observe(&snap(8, &all, &w))), ["node_recovered"]);
+    }
+
+    #[test]
+    fn membership_and_slot_moves() {
+        let mut all = cluster();
+        let mut d = started(&all);
+        all.push(N {
+            id: id('g'),
+            port: 7006,
+            master_of: None,
+            epoch: 0,
+            slots: String::new(),
+        });
+        let w = World::default();
+        let ev = d.observe(&snap(1, &all, &w));
+        assert_eq!(kinds(&ev), ["node_added"]);
+        // Move slots 0-99 from a to g (g's epoch bumped to 8).
+        for n in all.iter_mut() {
+            if n.id == id('a') {
+                n.slots = "100-5460".into();
+            } else if n.id == id('g') {
+                n.slots = "0-99".into();
+                n.epoch = 8;
+            }
+        }
+        let ev = d.observe(&snap(2, &all, &w));
+        assert_eq!(kinds(&ev), ["slots_moved"]);
+        assert_eq!(ev[0].details["slots"], "0-99");
+        assert_eq!(ev[0].details["from"]["id"], id('a'));
+        assert_eq!(ev[0].details["to"]["id"], id('g'));
+        assert_eq!(ev[0].details["slot_count"], 100);
+        all.retain(|n| n.id != id('g'));
+        for n in all.iter_mut() {
+            if n.id == id('a') {
+                n.slots = "0-5460".into();
+                n.epoch = 9;
+            }
+        }
+        let ev = d.observe(&snap(3, &all, &w));
+        assert_eq!(kinds(&ev), ["slots_moved", "node_removed"]);
+    }
+
+    #[test]
+    fn config_conflict_needs_to_last() {
+        let all = cluster();
+        let mut d = started(&all);
+        // Observer e believes b owns slot 0 with a higher epoch than a's: e's claim wins the
+        // merged map, so everyone else disagrees.
+        let w = World {
+            stale_owner_of_0: vec![(id('e'), id('b'))],
+            ..World::default()
+        };
+        let mut all_events = vec![];
+        for t in 1..6 {
+            all_events.extend(d.observe(&snap(t, &all, &w)));
+        }
+        let conflicts: Vec<_> = all_events
+            .iter()
+            .filter(|e| e.kind == "config_conflict")
+            .collect();
+        assert_eq!(conflicts.len(), 1);
+        assert_eq!(conflicts[0].details["slots"], "0");
+    }
+
+    #[test]
+    fn restart_announces_failover_that_happened_while_down_once() {
+        let mut all = cluster();
+        let d = started(&all);
+        let saved = d.topology().clone();
+        promote(&mut all, 'a', 'd');
+        let w = World {
+            down: vec![id('a')],
+            flags: vec![(id('a'), "fail")],
+            ..World::default()
+        };
+        // A new process starts from the saved topology.
+        let mut d2 = Detector::new(saved.clone(), HashSet::new());
+        let ev = d2.observe(&snap(10, &all, &w));
+        assert_eq!(kinds(&ev), ["failover", "node_fail"]);
+        assert_eq!(ev[0].details["trigger"], "automatic");
+        // Crash after logging, before saving the topology: the logged key is suppressed.
+        let keys: HashSet<String> = ev.iter().map(|e| e.key.clone()).collect();
+        let mut d3 = Detector::new(saved, keys);
+        assert!(d3.observe(&snap(11, &all, &w)).is_empty());
+        // Saved after the event: nothing to re-announce.
+        let mut d4 = Detector::new(d2.topology().clone(), HashSet::new());
+        assert!(d4.observe(&snap(12, &all, &w)).is_empty());
+    }
+
+    #[test]
+    fn nothing_reachable_gives_nothing() {
+        let all = cluster();
+        let mut d = started(&all);
+        let w = World {
+            down: all.iter().map(|n| n.id.clone()).collect(),
+            ..World::default()
+        };
+        assert!(d.observe(&snap(1, &all, &w)).is_empty());
+        assert!(d.observe(&snap(2, &all, &World::default())).is_empty());
+    }
+}

@@ -1,0 +1,433 @@
+//! Failover detection and the durable event log against real clusters: automatic (kill -9 and
+//! SIGSTOP), manual, FORCE and TAKEOVER failovers, losing a whole shard, slot moves, writes during
+//! a failover, and exporter crashes and restarts around events.
+
+mod common;
+
+use common::{ClusterOptions, Exporter, RedisCluster, http_get, metric_value, wait_until};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+fn exporter(cluster: &RedisCluster, interval: &str) -> Exporter {
+    let e = Exporter::start(
+        &[
+            "--redis-addr",
+            &cluster.seed_url(),
+            "--poll-interval",
+            interval,
+            "--node-timeout",
+            "300ms",
+        ],
+        &[],
+    );
+    e.wait_ready(Duration::from_secs(10));
+    e
+}
+
+fn events(e: &Exporter, query: &str) -> Vec<Value> {
+    let (status, _, body) = http_get(&e.url(&format!("/events{query}")));
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str::<Vec<Value>>(&body).expect("JSON array")
+}
+
+fn wait_event(e: &Exporter, timeout: Duration, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+    let mut found = None;
+    wait_until(timeout, what, || {
+        found = events(e, "").into_iter().find(|ev| f(ev));
+        found.is_some()
+    });
+    found.unwrap()
+}
+
+fn of_kind(e: &Exporter, kind: &str) -> Vec<Value> {
+    events(e, &format!("?kind={kind}"))
+}
+
+/// Time of the last "Failover election won" line in a redis log, as a SystemTime.
+fn election_won_at(log: &str) -> Option<SystemTime> {
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("Failover election won"))?;
+    // "7604:S 27 Nov 2026 06:49:12.648 # Failover election won: ..."
+    let mut parts = line.split_whitespace().skip(1);
+    let (d, m, y, t) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|x| *x == m)?
+        + 1;
+    let stamp = format!("{y}-{month:02}-{:02}T{t}Z", d.parse::<u32>().ok()?);
+    humantime::parse_rfc3339_weak(&stamp).ok()
+}
+
+/// Writes keys to a master as fast as it answers until stopped; counts acknowledged writes.
+fn writer(port: u16, stop: Arc<AtomicBool>, acked: Arc<AtomicU64>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) else {
+            return;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+        let mut w = stream.try_clone().unwrap();
+        let mut r = BufReader::new(stream);
+        let mut n = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            // A hash tag that lands in this master's slots is not needed: MOVED replies are fine,
+            // the point is traffic; keys of its own slots are acknowledged writes.
+            let key = format!("w{n}");
+            let cmd = format!(
+                "*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n$64\r\n{}\r\n",
+                key.len(),
+                "x".repeat(64)
+            );
+            if w.write_all(cmd.as_bytes()).is_err() {
+                return;
+            }
+            let mut line = String::new();
+            if r.read_line(&mut line).is_err() || line.is_empty() {
+                return;
+            }
+            if line.starts_with("+OK") {
+                acked.fetch_add(1, Ordering::Relaxed);
+            }
+            n += 1;
+        }
+    })
+}
+
+#[test]
+fn killed_master_gives_one_automatic_failover_then_rejoins_as_replica() {
+    let mut cluster = RedisCluster::start(ClusterOptions::default());
+    // The default 1 s poll, as users run it.
+    let e = exporter(&cluster, "1s");
+    let master = cluster.masters()[0];
+    let replica = cluster.replica_of(master).unwrap();
+    let (old_id, new_id) = (cluster.node_id(master), cluster.node_id(replica));
+    let slots_before: String = cluster
+        .cluster_nodes(master)
+        .into_iter()
+        .find(|n| n.id == old_id)
+        .map(|n| n.slots.join(","))
+        .unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicU64::new(0));
+    let w = writer(cluster.port(master), stop.clone(), acked.clone());
+    std::thread::sleep(Duration::from_millis(1500));
+    cluster.kill(master);
+    let killed = SystemTime::now();
+
+    // Poll /events every 50 ms to time the detection.
+    let mut seen_at = None;
+    wait_until(Duration::from_secs(20), "failover event", || {
+        let found = !of_kind(&e, "failover").is_empty();
+        if found {
+            seen_at = Some(SystemTime::now());
+        }
+        found
+    });
+    stop.store(true, Ordering::Relaxed);
+    let _ = w.join();
+    let failovers = of_kind(&e, "failover");
+    assert_eq!(failovers.len(), 1);
+    let f = &failovers[0];
+    assert_eq!(f["old_master"]["id"], old_id);
+    assert_eq!(f["old_master"]["addr"], cluster.addr(master));
+    assert_eq!(f["new_master"]["id"], new_id);
+    assert_eq!(f["new_master"]["addr"], cluster.addr(replica));
+    assert_eq!(f["slots"], slots_before);
+    assert_eq!(f["trigger"], "automatic");
+    assert_eq!(f["cluster"], "default");
+    assert_eq!(f["key"], format!("failover/{new_id}/{}", f["config_epoch"]));
+    let duration = f["duration_seconds"].as_f64().unwrap();
+    assert!((1.0..10.0).contains(&duration), "duration {duration}");
+    assert!(f["first_failure_seen"].is_string());
+    // Offsets and possible loss are consistent with each other.
+    let last = f["last_master_offset_seen"].as_i64().unwrap();
+    let at = f["replica_offset_at_promotion"].as_i64().unwrap();
+    assert_eq!(
+        f["possible_data_loss_bytes"].as_i64().unwrap(),
+        (last - at).max(0)
+    );
+    assert!(acked.load(Ordering::Relaxed) > 0, "writes were running");
+
+    let won = election_won_at(&cluster.log(replica)).expect("election log line");
+    let latency = seen_at.unwrap().duration_since(won).unwrap_or_default();
+    let since_kill = seen_at.unwrap().duration_since(killed).unwrap_or_default();
+    println!(
+        "detection: failover on /events {:.3}s after 'Failover election won' ({:.3}s after kill -9), duration_seconds {duration:.3}, possible_data_loss_bytes {}",
+        latency.as_secs_f64(),
+        since_kill.as_secs_f64(),
+        f["possible_data_loss_bytes"]
+    );
+    // 1 s poll interval: the promotion is seen by the next poll (a generous bound for busy CI).
+    assert!(latency < Duration::from_millis(2500), "latency {latency:?}");
+
+    // Other kinds from the same failure.
+    let fail = wait_event(&e, Duration::from_secs(5), "node_fail", |ev| {
+        ev["kind"] == "node_fail" && ev["node"]["id"] == old_id
+    });
+    assert!(!fail["reported_by"].as_array().unwrap().is_empty());
+    // Later polls do not re-announce it.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(of_kind(&e, "failover").len(), 1);
+
+    // The old master comes back as a replica of the new one.
+    cluster.restart(master);
+    wait_event(
+        &e,
+        Duration::from_secs(20),
+        "role_changed of the old master",
+        |ev| {
+            ev["kind"] == "role_changed"
+                && ev["node"]["id"] == old_id
+                && ev["to_master_id"] == new_id
+        },
+    );
+    wait_event(&e, Duration::from_secs(20), "node_recovered", |ev| {
+        ev["kind"] == "node_recovered" && ev["node"]["id"] == old_id
+    });
+    // Ids strictly increase; metrics count it.
+    let all = events(&e, "");
+    let ids: Vec<u64> = all.iter().map(|ev| ev["id"].as_u64().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    let body = e.metrics();
+    assert_eq!(
+        metric_value(
+            &body,
+            "redis_cluster_failovers_total",
+            &[("trigger", "automatic")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric_value(
+            &body,
+            "redis_cluster_failovers_total",
+            &[("trigger", "manual")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric_value(&body, "redis_cluster_events_total", &[("kind", "failover")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric_value(&body, "redis_cluster_failover_duration_seconds_count", &[]),
+        Some(1.0)
+    );
+    assert!(metric_value(&body, "redis_cluster_last_failover_timestamp_seconds", &[]).is_some());
+    // Every event is also one structured log line.
+    assert!(
+        e.output().contains("automatic failover: replica"),
+        "{}",
+        e.output()
+    );
+}
+
+#[test]
+fn frozen_master_is_replaced_and_returns_as_replica() {
+    let cluster = RedisCluster::start(ClusterOptions::default());
+    let e = exporter(&cluster, "200ms");
+    let master = cluster.masters()[1];
+    let replica = cluster.replica_of(master).unwrap();
+    let (old_id, new_id) = (cluster.node_id(master), cluster.node_id(replica));
+    cluster.stop(master);
+    let f = wait_event(&e, Duration::from_secs(20), "failover", |ev| {
+        ev["kind"] == "failover"
+    });
+    assert_eq!(f["old_master"]["id"], old_id);
+    assert_eq!(f["new_master"]["id"], new_id);
+    assert_eq!(f["trigger"], "automatic");
+    cluster.cont(master);
+    wait_event(&e, Duration::from_secs(20), "role_changed", |ev| {
+        ev["kind"] == "role_changed" && ev["node"]["id"] == old_id && ev["to_role"] == "replica"
+    });
+    wait_event(&e, Duration::from_secs(20), "node_recovered", |ev| {
+        ev["kind"] == "node_recovered" && ev["node"]["id"] == old_id
+    });
+    assert_eq!(of_kind(&e, "failover").len(), 1);
+}
+
+#[test]
+fn manual_force_and_takeover_triggers() {
+    let cluster = RedisCluster::start(ClusterOptions::default());
+    let e = exporter(&cluster, "200ms");
+    let masters = cluster.masters();
+    for (k, (arg, trigger)) in [
+        (None, "manual"),
+        (Some("FORCE"), "force"),
+        (Some("TAKEOVER"), "takeover"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let master = masters[k];
+        let replica = cluster.replica_of(master).unwrap();
+        let new_id = cluster.node_id(replica);
+        let mut args = vec!["CLUSTER", "FAILOVER"];
+        args.extend(arg);
+        assert_eq!(cluster.cli(replica, &args), "OK");
+        let f = wait_event(&e, Duration::from_secs(15), trigger, |ev| {
+            ev["kind"] == "failover" && ev["new_master"]["id"] == new_id
+        });
+        assert_eq!(f["trigger"], trigger, "{f}");
+        assert_eq!(f["old_master"]["id"], cluster.node_id(master));
+        if trigger == "manual" {
+            assert!(f["duration_seconds"].is_null());
+            // The master paused writes until the replica caught up.
+            assert_eq!(f["possible_data_loss_bytes"], 0);
+        }
+        // The healthy old master follows the new one.
+        wait_event(
+            &e,
+            Duration::from_secs(15),
+            "old master turns replica",
+            |ev| ev["kind"] == "role_changed" && ev["node"]["id"] == cluster.node_id(master),
+        );
+        cluster.wait_converged(Duration::from_secs(15));
+    }
+    assert_eq!(of_kind(&e, "failover").len(), 3);
+    let body = e.metrics();
+    for t in ["manual", "force", "takeover"] {
+        assert_eq!(
+            metric_value(&body, "redis_cluster_failovers_total", &[("trigger", t)]),
+            Some(1.0),
+            "{t}"
+        );
+    }
+}
+
+#[test]
+fn losing_a_whole_shard_fails_the_cluster_until_it_returns() {
+    let mut cluster = RedisCluster::start(ClusterOptions::default());
+    let e = exporter(&cluster, "200ms");
+    let master = cluster.masters()[2];
+    let replica = cluster.replica_of(master).unwrap();
+    cluster.kill(replica);
+    cluster.kill(master);
+    let down = wait_event(&e, Duration::from_secs(20), "cluster_state fail", |ev| {
+        ev["kind"] == "cluster_state" && ev["to"] == "fail"
+    });
+    assert_eq!(down["from"], "ok");
+    assert!(down["slots_fail"].as_u64().unwrap() > 0 || down["slots_pfail"].as_u64().unwrap() > 0);
+    assert!(of_kind(&e, "failover").is_empty());
+    cluster.restart(master);
+    cluster.restart(replica);
+    let up = wait_event(&e, Duration::from_secs(30), "cluster_state ok", |ev| {
+        ev["kind"] == "cluster_state" && ev["to"] == "ok"
+    });
+    assert_eq!(up["from"], "fail");
+    assert_eq!(up["slots_ok"], 16384);
+    assert!(of_kind(&e, "failover").is_empty());
+}
+
+#[test]
+fn resharding_gives_slots_moved() {
+    let cluster = RedisCluster::start(ClusterOptions::default());
+    let e = exporter(&cluster, "200ms");
+    let (from, to) = (cluster.masters()[0], cluster.masters()[1]);
+    let (from_id, to_id) = (cluster.node_id(from), cluster.node_id(to));
+    let mut cmd = std::process::Command::new("redis-cli");
+    cmd.args([
+        "--cluster",
+        "reshard",
+        &cluster.addr(0),
+        "--cluster-from",
+        &from_id,
+        "--cluster-to",
+        &to_id,
+        "--cluster-slots",
+        "100",
+        "--cluster-yes",
+    ]);
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let moved = wait_event(&e, Duration::from_secs(15), "slots_moved", |ev| {
+        ev["kind"] == "slots_moved" && ev["from"]["id"] == from_id && ev["to"]["id"] == to_id
+    });
+    // Every moved slot is accounted for, possibly over several polls.
+    std::thread::sleep(Duration::from_secs(1));
+    let total: u64 = of_kind(&e, "slots_moved")
+        .iter()
+        .filter(|ev| ev["from"]["id"] == from_id && ev["to"]["id"] == to_id)
+        .map(|ev| ev["slot_count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 100, "{moved}");
+    assert!(of_kind(&e, "failover").is_empty());
+}
+
+#[test]
+fn exporter_crash_and_failover_while_down() {
+    let mut cluster = RedisCluster::start(ClusterOptions::default());
+    let mut e = exporter(&cluster, "200ms");
+    let m0 = cluster.masters()[0];
+    let r0 = cluster.replica_of(m0).unwrap();
+    cluster.kill(m0);
+    wait_event(&e, Duration::from_secs(20), "first failover", |ev| {
+        ev["kind"] == "failover"
+    });
+    // kill -9 right after the event.
+    e.kill();
+    let before = std::fs::read_to_string(e.event_log()).unwrap();
+    let before_ids: Vec<u64> = before
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["id"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert!(!before_ids.is_empty());
+
+    // While it is down, another master fails over.
+    let m1 = cluster.masters().into_iter().find(|m| *m != r0).unwrap();
+    let r1 = cluster.replica_of(m1).unwrap();
+    let new_id = cluster.node_id(r1);
+    cluster.kill(m1);
+    cluster.wait_role(r1, "master", Duration::from_secs(20));
+    let started = Instant::now();
+    e.restart();
+    e.wait_ready(Duration::from_secs(10));
+    let f = wait_event(
+        &e,
+        Duration::from_secs(10),
+        "failover that happened while down",
+        |ev| ev["kind"] == "failover" && ev["new_master"]["id"] == new_id,
+    );
+    assert_eq!(
+        f["trigger"], "automatic",
+        "the old master is still flagged fail: {f}"
+    );
+    println!(
+        "failover while down logged {:?} after restart",
+        started.elapsed()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let all = events(&e, "");
+    let failovers: Vec<_> = all.iter().filter(|ev| ev["kind"] == "failover").collect();
+    assert_eq!(
+        failovers.len(),
+        2,
+        "nothing re-announced, nothing lost: {all:#?}"
+    );
+    let ids: Vec<u64> = all.iter().map(|ev| ev["id"].as_u64().unwrap()).collect();
+    assert_eq!(
+        &ids[..before_ids.len()],
+        &before_ids[..],
+        "the events before the crash are kept"
+    );
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    let keys: std::collections::HashSet<&str> =
+        all.iter().map(|ev| ev["key"].as_str().unwrap()).collect();
+    assert_eq!(keys.len(), all.len(), "no key twice");
+}
