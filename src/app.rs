@@ -9,6 +9,7 @@ use crate::events::{load_topology, save_topology, topology_path};
 use crate::http::{Shared, router};
 use crate::metrics::{ExporterMetrics, render};
 use crate::poller::{Poller, PollerSettings};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::watch;
 
@@ -55,6 +56,11 @@ pub async fn run(config: Config) -> Result<(), AppError> {
             source,
         })?;
     let local = listener.local_addr().map_err(AppError::Serve)?;
+    if config.password_in_args {
+        tracing::warn!(
+            "the Redis password was given with --redis-password and is visible to other users in the process list; prefer REDIS_PASSWORD or --redis-password-file"
+        );
+    }
     tracing::info!(listen = %local, seeds = ?config.seeds.iter().map(|s| s.addr()).collect::<Vec<_>>(), cluster = %config.cluster_name, "redis-cluster-exporter started");
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -89,6 +95,25 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     served.map_err(AppError::Serve)
 }
 
+/// A flag set on every SIGHUP (re-read the password file).
+fn reload_on_sighup() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    #[cfg(unix)]
+    {
+        let flag = Arc::clone(&flag);
+        if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    tracing::info!("SIGHUP: re-reading the password file");
+                    flag.store(true, Ordering::Relaxed);
+                }
+            });
+        }
+    }
+    flag
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -121,10 +146,11 @@ async fn poll_loop(
     let topology = load_topology(&topo_path);
     let mut poller = Poller::new(PollerSettings {
         seeds: config.seeds.clone(),
-        credentials: config.credentials.clone(),
+        connect: config.connect.clone(),
         node_timeout: config.node_timeout,
-        max_reply_bytes: config.max_reply_bytes,
         poll_interval: config.poll_interval,
+        password_file: config.password_file.clone(),
+        reload: reload_on_sighup(),
     })
     .with_known(topology.nodes.values().filter_map(|n| n.addr.clone()));
 

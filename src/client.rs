@@ -12,6 +12,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::ServerName;
 
 /// Credentials used for every node.
 #[derive(Clone, Default)]
@@ -27,6 +29,27 @@ impl std::fmt::Debug for Credentials {
         f.debug_struct("Credentials")
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// Everything needed to open a connection to any node of the cluster.
+#[derive(Clone)]
+pub struct ConnectOptions {
+    /// Credentials for every node.
+    pub credentials: Credentials,
+    /// TLS (for `rediss://` seeds): every discovered node is reached with the same settings.
+    pub tls: Option<TlsConnector>,
+    /// Largest reply one node may send in one poll.
+    pub max_reply_bytes: usize,
+}
+
+impl std::fmt::Debug for ConnectOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectOptions")
+            .field("credentials", &self.credentials)
+            .field("tls", &self.tls.is_some())
+            .field("max_reply_bytes", &self.max_reply_bytes)
             .finish()
     }
 }
@@ -175,25 +198,48 @@ fn kind_name(v: &Value) -> &'static str {
 }
 
 impl NodeConnection {
-    /// Connects to `host:port` and authenticates. The caller bounds the time.
+    /// Connects to `host:port` (over TLS when configured) and authenticates. The caller bounds
+    /// the time.
     pub async fn connect(
         host: &str,
         port: u16,
-        creds: &Credentials,
-        max_reply_bytes: usize,
+        opts: &ConnectOptions,
     ) -> Result<Self, PollFailure> {
         let tcp = TcpStream::connect((host, port))
             .await
             .map_err(|e| failure(FailureReason::Connect, e.to_string()))?;
         let _ = tcp.set_nodelay(true);
+        match &opts.tls {
+            None => Self::establish(tcp, opts).await,
+            Some(connector) => {
+                let name = ServerName::try_from(host.to_string()).map_err(|e| {
+                    failure(FailureReason::Tls, format!("server name {host:?}: {e}"))
+                })?;
+                let tls = connector
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| failure(FailureReason::Tls, format!("TLS handshake: {e}")))?;
+                Self::establish(tls, opts).await
+            }
+        }
+    }
+
+    async fn establish<S>(inner: S, opts: &ConnectOptions) -> Result<Self, PollFailure>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let creds = &opts.credentials;
         let budget = Arc::new(Budget::default());
-        budget.remaining.store(max_reply_bytes, Ordering::Relaxed);
+        budget
+            .remaining
+            .store(opts.max_reply_bytes, Ordering::Relaxed);
         let stream = BoundedStream {
-            inner: tcp,
+            inner,
             budget: Arc::clone(&budget),
         };
-        let mut info = RedisConnectionInfo::default()
-            .set_lib_name("redis-cluster-exporter", env!("CARGO_PKG_VERSION"));
+        // No CLIENT SETINFO: the exporter sends only AUTH, CLUSTER INFO, CLUSTER NODES and INFO,
+        // so the minimal ACL stays minimal.
+        let mut info = RedisConnectionInfo::default().set_skip_set_lib_name();
         if let Some(user) = &creds.username {
             info = info.set_username(user);
         }
@@ -264,16 +310,15 @@ pub async fn poll_with_timeout(
     slot: &mut Option<NodeConnection>,
     host: &str,
     port: u16,
-    creds: &Credentials,
-    max_reply_bytes: usize,
+    opts: &ConnectOptions,
     timeout: Duration,
 ) -> Result<RawReplies, PollFailure> {
     let work = async {
         if slot.is_none() {
-            *slot = Some(NodeConnection::connect(host, port, creds, max_reply_bytes).await?);
+            *slot = Some(NodeConnection::connect(host, port, opts).await?);
         }
         match slot.as_mut() {
-            Some(conn) => conn.poll(max_reply_bytes).await,
+            Some(conn) => conn.poll(opts.max_reply_bytes).await,
             None => Err(failure(FailureReason::Connect, "no connection")),
         }
     };

@@ -1,10 +1,15 @@
 //! Command-line and environment configuration (clap), validated into a [`Config`].
 
-use crate::client::Credentials;
+use crate::client::{ConnectOptions, Credentials};
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
 /// Command-line flags; every flag can also come from the environment variable named beside it.
 #[derive(Debug, Parser)]
@@ -31,6 +36,18 @@ pub struct Args {
     /// File holding the password
     #[arg(long, env = "REDIS_PASSWORD_FILE")]
     pub redis_password_file: Option<PathBuf>,
+    /// CA certificate(s) (PEM) to verify Redis servers with (default: the system's roots)
+    #[arg(long, env = "REDIS_TLS_CA_CERT_FILE")]
+    pub tls_ca_cert_file: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS
+    #[arg(long, env = "REDIS_TLS_CLIENT_CERT_FILE")]
+    pub tls_client_cert_file: Option<PathBuf>,
+    /// Client private key (PEM) for mutual TLS
+    #[arg(long, env = "REDIS_TLS_CLIENT_KEY_FILE")]
+    pub tls_client_key_file: Option<PathBuf>,
+    /// Do not verify Redis servers' certificates (testing only)
+    #[arg(long, env = "REDIS_TLS_SKIP_VERIFY")]
+    pub skip_tls_verification: bool,
     /// How often every node is polled
     #[arg(long, env = "POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub poll_interval: Duration,
@@ -72,6 +89,8 @@ pub struct Seed {
     pub host: String,
     /// Port.
     pub port: u16,
+    /// `rediss://`.
+    pub tls: bool,
 }
 
 impl Seed {
@@ -90,14 +109,16 @@ impl Seed {
 pub struct Config {
     /// Seed nodes.
     pub seeds: Vec<Seed>,
-    /// Credentials for every node.
-    pub credentials: Credentials,
+    /// Credentials, TLS and reply bound for every node.
+    pub connect: ConnectOptions,
+    /// The password file, re-read when it changes or on SIGHUP.
+    pub password_file: Option<PathBuf>,
+    /// The password was given on the command line (visible in `ps`).
+    pub password_in_args: bool,
     /// Poll interval.
     pub poll_interval: Duration,
     /// Per-node budget per poll.
     pub node_timeout: Duration,
-    /// Reply size bound per node per poll.
-    pub max_reply_bytes: usize,
     /// HTTP listen address.
     pub listen_address: SocketAddr,
     /// Event log path.
@@ -132,6 +153,16 @@ pub enum ConfigError {
     /// Some other value is unusable.
     #[error("{0}")]
     Invalid(String),
+    /// A TLS file could not be used.
+    #[error("{flag} {path}: {why}")]
+    Tls {
+        /// The flag.
+        flag: &'static str,
+        /// The file.
+        path: String,
+        /// Why.
+        why: String,
+    },
 }
 
 /// Parses one seed: `redis://host:port`, `host:port` or `host` (port 6379).
@@ -147,11 +178,11 @@ pub fn parse_seed(raw: &str) -> Result<Seed, ConfigError> {
         format!("redis://{raw}")
     };
     let url = url::Url::parse(&with_scheme).map_err(|e| bad(&e.to_string()))?;
-    match url.scheme() {
-        "redis" => {}
-        "rediss" => return Err(bad("TLS (rediss://) is not supported yet")),
+    let tls = match url.scheme() {
+        "redis" => false,
+        "rediss" => true,
         other => return Err(bad(&format!("unsupported scheme {other}"))),
-    }
+    };
     if !url.username().is_empty() || url.password().is_some() {
         return Err(bad(
             "credentials in the URL are not accepted; use --redis-user and REDIS_PASSWORD or --redis-password-file",
@@ -167,6 +198,7 @@ pub fn parse_seed(raw: &str) -> Result<Seed, ConfigError> {
     Ok(Seed {
         host,
         port: url.port().unwrap_or(6379),
+        tls,
     })
 }
 
@@ -199,9 +231,33 @@ impl Config {
         if seeds.is_empty() {
             return Err(ConfigError::Invalid("--redis-addr: no seed given".into()));
         }
-        let password = match (&args.redis_password_file, args.redis_password) {
+        let password_in_args = args.redis_password.is_some()
+            && std::env::args().any(|a| {
+                a.starts_with("--redis-password") && !a.starts_with("--redis-password-file")
+            });
+        let password = match (&args.redis_password_file, args.redis_password.clone()) {
             (Some(path), _) => Some(read_password_file(path)?),
             (None, p) => p,
+        };
+        let tls_seeds = seeds.iter().filter(|s| s.tls).count();
+        if tls_seeds != 0 && tls_seeds != seeds.len() {
+            return Err(ConfigError::Invalid(
+                "--redis-addr: mix of redis:// and rediss:// seeds; a cluster uses one or the other".into(),
+            ));
+        }
+        let tls_flags = args.tls_ca_cert_file.is_some()
+            || args.tls_client_cert_file.is_some()
+            || args.tls_client_key_file.is_some()
+            || args.skip_tls_verification;
+        if tls_flags && tls_seeds == 0 {
+            return Err(ConfigError::Invalid(
+                "TLS options given but --redis-addr uses redis://; use rediss:// seeds".into(),
+            ));
+        }
+        let tls = if tls_seeds > 0 {
+            Some(tls_connector(&args)?)
+        } else {
+            None
         };
         if args.event_retention == 0 {
             return Err(ConfigError::Invalid(
@@ -215,19 +271,153 @@ impl Config {
         }
         Ok(Config {
             seeds,
-            credentials: Credentials {
-                username: args.redis_user.filter(|u| !u.is_empty()),
-                password: password.filter(|p| !p.is_empty()),
+            connect: ConnectOptions {
+                credentials: Credentials {
+                    username: args.redis_user.filter(|u| !u.is_empty()),
+                    password: password.filter(|p| !p.is_empty()),
+                },
+                tls,
+                max_reply_bytes: args.max_reply_bytes,
             },
+            password_file: args.redis_password_file,
+            password_in_args,
             poll_interval: args.poll_interval,
             node_timeout: args.node_timeout,
-            max_reply_bytes: args.max_reply_bytes,
             listen_address: args.listen_address,
             event_log: args.event_log,
             event_retention: args.event_retention,
             cluster_name: args.cluster_name,
             json_logs: args.log_format == "json",
         })
+    }
+}
+
+fn tls_error(
+    flag: &'static str,
+    path: &std::path::Path,
+    why: impl std::fmt::Display,
+) -> ConfigError {
+    ConfigError::Tls {
+        flag,
+        path: path.display().to_string(),
+        why: why.to_string(),
+    }
+}
+
+/// Reads every certificate of a PEM file.
+fn read_certs(
+    flag: &'static str,
+    path: &std::path::Path,
+) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| tls_error(flag, path, e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| tls_error(flag, path, e))?;
+    if certs.is_empty() {
+        return Err(tls_error(flag, path, "no certificate in the file"));
+    }
+    Ok(certs)
+}
+
+/// Builds the TLS client configuration from the `--tls-*` flags.
+fn tls_connector(args: &Args) -> Result<TlsConnector, ConfigError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ConfigError::Invalid(format!("TLS: {e}")))?;
+    let builder = if args.skip_tls_verification {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        match &args.tls_ca_cert_file {
+            Some(path) => {
+                for cert in read_certs("--tls-ca-cert-file", path)? {
+                    roots
+                        .add(cert)
+                        .map_err(|e| tls_error("--tls-ca-cert-file", path, e))?;
+                }
+            }
+            None => {
+                for cert in rustls_native_certs::load_native_certs().certs {
+                    let _ = roots.add(cert);
+                }
+                if roots.is_empty() {
+                    return Err(ConfigError::Invalid(
+                        "TLS: no system CA certificates found; give --tls-ca-cert-file".into(),
+                    ));
+                }
+            }
+        }
+        builder.with_root_certificates(roots)
+    };
+    let config = match (&args.tls_client_cert_file, &args.tls_client_key_file) {
+        (Some(cert_path), Some(key_path)) => {
+            let certs = read_certs("--tls-client-cert-file", cert_path)?;
+            let key = PrivateKeyDer::from_pem_file(key_path)
+                .map_err(|e| tls_error("--tls-client-key-file", key_path, e))?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| tls_error("--tls-client-key-file", key_path, e))?
+        }
+        (None, None) => builder.with_no_client_auth(),
+        _ => {
+            return Err(ConfigError::Invalid(
+                "--tls-client-cert-file and --tls-client-key-file go together".into(),
+            ));
+        }
+    };
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
+/// Accepts any server certificate (`--skip-tls-verification`); handshake signatures are still
+/// checked.
+#[derive(Debug)]
+struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

@@ -28,6 +28,8 @@ pub enum FailureReason {
     ServerError,
     /// The connection broke mid-reply.
     Io,
+    /// The TLS handshake failed (certificate, protocol).
+    Tls,
 }
 
 impl FailureReason {
@@ -43,6 +45,7 @@ impl FailureReason {
             Self::Loading => "loading",
             Self::ServerError => "server_error",
             Self::Io => "io",
+            Self::Tls => "tls",
         }
     }
 }

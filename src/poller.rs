@@ -2,11 +2,14 @@
 //! reports), polls them all concurrently with one persistent connection each, and turns the
 //! replies into a [`Snapshot`].
 
-use crate::client::{Credentials, NodeConnection, RawReplies, poll_with_timeout};
+use crate::client::{ConnectOptions, NodeConnection, RawReplies, poll_with_timeout};
 use crate::config::Seed;
 use crate::model::{FailureReason, NodeData, NodeObservation, PollFailure, Snapshot};
 use crate::parse::{cluster_info, cluster_nodes, info};
 use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 /// Longest wait between reconnect attempts to a failing node.
@@ -17,14 +20,16 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 pub struct PollerSettings {
     /// Seeds from the configuration.
     pub seeds: Vec<Seed>,
-    /// Credentials for every node.
-    pub credentials: Credentials,
+    /// How to connect to a node (credentials, TLS, reply size bound).
+    pub connect: ConnectOptions,
     /// Per-node connect + reply budget.
     pub node_timeout: Duration,
-    /// Reply size bound per node per poll.
-    pub max_reply_bytes: usize,
     /// Poll interval (the unit of reconnect backoff).
     pub poll_interval: Duration,
+    /// Password file to re-read when it changes or when `reload` is set (SIGHUP).
+    pub password_file: Option<PathBuf>,
+    /// Set by the SIGHUP handler: re-read the password file before the next round.
+    pub reload: Arc<AtomicBool>,
 }
 
 struct NodeState {
@@ -48,6 +53,12 @@ impl NodeState {
             last_failure: None,
         }
     }
+}
+
+/// Modification time and length of a file, to notice changes cheaply.
+fn file_stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
 }
 
 /// Splits `host:port` (the host may be a bracketed IPv6 address).
@@ -82,6 +93,8 @@ pub struct Poller {
     /// Members (by address) of the last view that had at least one reachable node.
     known: BTreeSet<String>,
     known_ids: BTreeSet<String>,
+    /// Modification time and length of the password file when last read.
+    password_stamp: Option<(SystemTime, u64)>,
 }
 
 impl Poller {
@@ -93,7 +106,9 @@ impl Poller {
             seed_ids: HashMap::new(),
             known: BTreeSet::new(),
             known_ids: BTreeSet::new(),
+            password_stamp: None,
         }
+        .with_password_stamp()
     }
 
     /// Addresses to poll this round: every known member, plus each seed that is not (known to
@@ -113,8 +128,41 @@ impl Poller {
         targets
     }
 
+    fn with_password_stamp(mut self) -> Self {
+        self.password_stamp = self.settings.password_file.as_deref().and_then(file_stamp);
+        self
+    }
+
+    /// Re-reads the password file when it changed or a reload was asked for; a new password
+    /// drops every connection so the next round authenticates with it.
+    fn refresh_password(&mut self) {
+        let Some(path) = self.settings.password_file.clone() else {
+            return;
+        };
+        let asked = self.settings.reload.swap(false, Ordering::Relaxed);
+        let stamp = file_stamp(&path);
+        if !asked && stamp == self.password_stamp {
+            return;
+        }
+        self.password_stamp = stamp;
+        match crate::config::read_password_file(&path) {
+            Ok(password) => {
+                let password = Some(password).filter(|p| !p.is_empty());
+                if password != self.settings.connect.credentials.password {
+                    self.settings.connect.credentials.password = password;
+                    self.nodes.clear();
+                    tracing::info!(path = %path.display(), "password file changed; reconnecting every node");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot re-read the password file; keeping the current password")
+            }
+        }
+    }
+
     /// Polls every target once, concurrently, and returns the snapshot.
     pub async fn poll_once(&mut self) -> Snapshot {
+        self.refresh_password();
         let started = Instant::now();
         let time = SystemTime::now();
         let targets = self.targets();
@@ -199,8 +247,7 @@ async fn poll_node(
         &mut state.conn,
         &state.host,
         state.port,
-        &settings.credentials,
-        settings.max_reply_bytes,
+        &settings.connect,
         settings.node_timeout,
     )
     .await
