@@ -73,10 +73,32 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     ));
 
     let mut http_stop = stop_rx.clone();
-    let app = router(Arc::clone(&shared)).merge(crate::events::api::router(Arc::clone(&store)));
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let app = router(Arc::clone(&shared))
+        .merge(crate::events::api::router(Arc::clone(&store)))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(tokio::sync::Semaphore::new(crate::web::MAX_IN_FLIGHT)),
+            crate::web::bound_requests,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            crate::web::AuthState::new(Arc::clone(&config.web.users)),
+            crate::web::require_auth,
+        ));
+    let stopped = async move {
         let _ = http_stop.wait_for(|stop| *stop).await;
-    });
+    };
+    let server = async {
+        match config.web.tls.clone() {
+            None => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }
+            Some(acceptor) => {
+                let tls = crate::web::TlsListener::new(listener, acceptor)?;
+                axum::serve(tls, app).with_graceful_shutdown(stopped).await
+            }
+        }
+    };
     let signals = async {
         shutdown_signal().await;
         tracing::info!("shutting down");
@@ -90,7 +112,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
             .unwrap_or_else(PoisonError::into_inner)
             .close_subscriptions();
     };
-    let (served, (), ()) = tokio::join!(server.into_future(), signals, close_streams);
+    let (served, (), ()) = tokio::join!(server, signals, close_streams);
     let _ = poll_task.await;
     served.map_err(AppError::Serve)
 }

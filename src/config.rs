@@ -60,6 +60,9 @@ pub struct Args {
     /// HTTP listen address
     #[arg(long, env = "LISTEN_ADDRESS", default_value = "0.0.0.0:9121")]
     pub listen_address: SocketAddr,
+    /// Web config file (YAML): TLS and basic auth for the exporter's own HTTP endpoints
+    #[arg(long, env = "WEB_CONFIG_FILE")]
+    pub web_config_file: Option<PathBuf>,
     /// Durable event log file (created with its folder)
     #[arg(long, env = "EVENT_LOG", default_value = "./data/events.jsonl")]
     pub event_log: PathBuf,
@@ -121,6 +124,8 @@ pub struct Config {
     pub node_timeout: Duration,
     /// HTTP listen address.
     pub listen_address: SocketAddr,
+    /// TLS and basic auth of the HTTP server.
+    pub web: crate::web::WebConfig,
     /// Event log path.
     pub event_log: PathBuf,
     /// Events kept.
@@ -153,6 +158,9 @@ pub enum ConfigError {
     /// Some other value is unusable.
     #[error("{0}")]
     Invalid(String),
+    /// The web-config file is unusable.
+    #[error(transparent)]
+    Web(#[from] crate::web::WebConfigError),
     /// A TLS file could not be used.
     #[error("{flag} {path}: {why}")]
     Tls {
@@ -284,6 +292,10 @@ impl Config {
             poll_interval: args.poll_interval,
             node_timeout: args.node_timeout,
             listen_address: args.listen_address,
+            web: match &args.web_config_file {
+                Some(path) => crate::web::load(path)?,
+                None => crate::web::WebConfig::default(),
+            },
             event_log: args.event_log,
             event_retention: args.event_retention,
             cluster_name: args.cluster_name,

@@ -488,3 +488,118 @@ fn password_on_the_command_line_is_warned_about() {
     std::thread::sleep(Duration::from_millis(300));
     assert!(!e.output().contains("process list"), "{}", e.output());
 }
+
+fn curl(args: &[&str]) -> (String, String) {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/stderr",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+        ])
+        .args(args)
+        .output()
+        .expect("curl");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn exporter_https_and_basic_auth() {
+    let certs = Certs::new();
+    let dir = tempfile::tempdir().unwrap();
+    let hash = bcrypt::hash("scrape-pass-42", 8).unwrap();
+    let config = dir.path().join("web.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\nbasic_auth_users:\n  prometheus: {hash}\n",
+            certs.path("server.crt"),
+            certs.path("server.key")
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let e = Exporter::start(
+        &[
+            "--redis-addr",
+            "redis://127.0.0.1:1",
+            "--listen-address",
+            &listen,
+            "--web-config-file",
+            config.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let ca = certs.path("ca.crt");
+    let url = |p: &str| format!("https://127.0.0.1:{port}{p}");
+    wait_until(Duration::from_secs(10), "https up", || {
+        curl(&[
+            "--cacert",
+            &ca,
+            "-u",
+            "prometheus:scrape-pass-42",
+            &url("/ready"),
+        ])
+        .0 == "200"
+    });
+    for path in ["/metrics", "/events", "/health", "/"] {
+        let (code, body) = curl(&[
+            "--cacert",
+            &ca,
+            "-u",
+            "prometheus:scrape-pass-42",
+            &url(path),
+        ]);
+        assert_eq!(code, "200", "{path}: {body}");
+        // Every endpoint needs the credentials.
+        assert_eq!(
+            curl(&["--cacert", &ca, &url(path)]).0,
+            "401",
+            "{path} without auth"
+        );
+        assert_eq!(
+            curl(&["--cacert", &ca, "-u", "prometheus:wrong", &url(path)]).0,
+            "401",
+            "{path}"
+        );
+        assert_eq!(
+            curl(&["--cacert", &ca, "-u", "nobody:scrape-pass-42", &url(path)]).0,
+            "401"
+        );
+    }
+    let (code, body) = curl(&[
+        "--cacert",
+        &ca,
+        "-u",
+        "prometheus:scrape-pass-42",
+        &url("/metrics"),
+    ]);
+    assert_eq!(code, "200");
+    assert!(body.contains("redis_up"), "{body}");
+    // Plain HTTP on the TLS port gets no answer, and the certificate is checked by the client.
+    assert_ne!(curl(&[&format!("http://127.0.0.1:{port}/health")]).0, "200");
+    assert_ne!(
+        curl(&["-u", "prometheus:scrape-pass-42", &url("/health")]).0,
+        "200"
+    );
+    assert!(!e.output().contains("scrape-pass-42"));
+
+    // A broken web config is a one-line configuration error.
+    std::fs::write(&config, "basic_auth_users:\n  prometheus: not-a-hash\n").unwrap();
+    let out = Command::new(Exporter::bin())
+        .args(["--web-config-file", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim().lines().count(),
+        1
+    );
+}
