@@ -1,10 +1,11 @@
 //! Wires the parts together: the poll loop (poller -> snapshot -> {metrics render, detector ->
 //! event store}) and the HTTP server, with graceful shutdown on SIGINT/SIGTERM.
 
+use crate::alerter::{AlertPlanner, spawn_sender};
 use crate::config::Config;
 use crate::events::api::SharedStore;
 use crate::events::detector::{Detector, Topology};
-use crate::events::store::{EventStore, NewEvent, StoreError};
+use crate::events::store::{Event, EventStore, NewEvent, StoreError};
 use crate::events::{load_topology, save_topology, topology_path};
 use crate::http::{Shared, router};
 use crate::metrics::{ExporterMetrics, render};
@@ -16,6 +17,8 @@ use tokio::sync::watch;
 /// Events waiting for a successful append are kept up to this many (a full disk must not grow
 /// memory without bound).
 const MAX_PENDING_EVENTS: usize = 100_000;
+/// How often firing direct alerts are re-posted to Alertmanager.
+const ALERT_RESEND: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Failures that stop the exporter.
 #[derive(Debug, thiserror::Error)]
@@ -183,6 +186,16 @@ async fn poll_loop(
     let mut saved: Topology = topology.clone();
     let mut detector = Detector::new(topology, suppress);
     let mut pending: Vec<NewEvent> = Vec::new();
+    let mut alerts = config.alertmanager.clone().map(|target| {
+        (
+            AlertPlanner::new(
+                &config.cluster_name,
+                config.alert_state_fail_for,
+                ALERT_RESEND,
+            ),
+            spawn_sender(target),
+        )
+    });
     let mut ticker = tokio::time::interval(config.poll_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -193,8 +206,18 @@ async fn poll_loop(
         let snapshot = poller.poll_once().await;
         exporter_metrics.record(&snapshot);
         pending.extend(detector.observe(&snapshot));
-        if !pending.is_empty() {
-            store_events(&store, &mut pending, &mut detector, &exporter_metrics);
+        let stored = if pending.is_empty() {
+            Vec::new()
+        } else {
+            store_events(&store, &mut pending, &mut detector, &exporter_metrics)
+        };
+        if let Some((planner, sender)) = alerts.as_mut() {
+            let batch = planner.plan(&snapshot, &stored);
+            if !batch.is_empty() && sender.try_send(batch).is_err() {
+                tracing::warn!(
+                    "alert sender is behind; dropping a batch (firing alerts are re-sent)"
+                );
+            }
         }
         // The topology may only advance once every event it implies is on disk; otherwise a
         // crash would lose those events for good.
@@ -225,7 +248,7 @@ fn store_events(
     pending: &mut Vec<NewEvent>,
     detector: &mut Detector,
     metrics: &ExporterMetrics,
-) {
+) -> Vec<Event> {
     let mut guard = store.lock().unwrap_or_else(PoisonError::into_inner);
     match guard.append(pending.clone()) {
         Ok(stored) => {
@@ -244,6 +267,7 @@ fn store_events(
                     e.summary
                 );
             }
+            stored
         }
         Err(e) => {
             tracing::error!(error = %e, pending = pending.len(), "cannot store events; will retry");
@@ -251,6 +275,7 @@ fn store_events(
                 let excess = pending.len() - MAX_PENDING_EVENTS;
                 pending.drain(..excess);
             }
+            Vec::new()
         }
     }
 }

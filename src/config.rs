@@ -63,6 +63,12 @@ pub struct Args {
     /// Web config file (YAML): TLS and basic auth for the exporter's own HTTP endpoints
     #[arg(long, env = "WEB_CONFIG_FILE")]
     pub web_config_file: Option<PathBuf>,
+    /// Alertmanager to post failover and cluster_state alerts to directly (http://host:9093)
+    #[arg(long, env = "ALERTMANAGER_URL")]
+    pub alertmanager_url: Option<String>,
+    /// How long a node must report cluster_state:fail before the direct alert fires
+    #[arg(long, env = "ALERT_STATE_FAIL_FOR", default_value = "30s", value_parser = parse_duration)]
+    pub alert_state_fail_for: Duration,
     /// Durable event log file (created with its folder)
     #[arg(long, env = "EVENT_LOG", default_value = "./data/events.jsonl")]
     pub event_log: PathBuf,
@@ -126,6 +132,10 @@ pub struct Config {
     pub listen_address: SocketAddr,
     /// TLS and basic auth of the HTTP server.
     pub web: crate::web::WebConfig,
+    /// Alertmanager for direct alerts.
+    pub alertmanager: Option<crate::alerter::AlertmanagerTarget>,
+    /// Hold time of the direct cluster_state alert.
+    pub alert_state_fail_for: Duration,
     /// Event log path.
     pub event_log: PathBuf,
     /// Events kept.
@@ -158,6 +168,9 @@ pub enum ConfigError {
     /// Some other value is unusable.
     #[error("{0}")]
     Invalid(String),
+    /// `--alertmanager-url` is unusable.
+    #[error(transparent)]
+    Alertmanager(#[from] crate::alerter::AlertmanagerUrlError),
     /// The web-config file is unusable.
     #[error(transparent)]
     Web(#[from] crate::web::WebConfigError),
@@ -292,6 +305,13 @@ impl Config {
             poll_interval: args.poll_interval,
             node_timeout: args.node_timeout,
             listen_address: args.listen_address,
+            alertmanager: args
+                .alertmanager_url
+                .as_deref()
+                .filter(|u| !u.is_empty())
+                .map(crate::alerter::AlertmanagerTarget::parse)
+                .transpose()?,
+            alert_state_fail_for: args.alert_state_fail_for,
             web: match &args.web_config_file {
                 Some(path) => crate::web::load(path)?,
                 None => crate::web::WebConfig::default(),

@@ -3,6 +3,7 @@
 //! Data flows one way: [`config`] -> [`poller`] (IO, via [`client`]) -> [`parse`] (pure) ->
 //! [`model`] snapshot -> [`metrics`] render -> [`http`]. [`app`] wires them together.
 
+pub mod alerter;
 pub mod app;
 pub mod client;
 pub mod config;
@@ -12,4 +13,5 @@ pub mod metrics;
 pub mod model;
 pub mod parse;
 pub mod poller;
+pub mod sim;
 pub mod web;
