@@ -544,25 +544,31 @@ fn read_meta(meta_path: &Path) -> Result<Option<u64>, StoreError> {
     }
 }
 
-/// Atomically replaces `<log>.meta` with `{"next_id":N}`: tmp, fsync, rename, fsync folder.
+/// Atomically replaces `<log>.meta` with `{"next_id":N}`.
 fn write_meta(log_path: &Path, next_id: u64) -> Result<(), StoreError> {
-    let meta_path = sibling(log_path, ".meta");
-    let tmp_path = sibling(log_path, ".meta.tmp");
     let mut body = serde_json::to_vec(&Meta { next_id })?;
     body.push(b'\n');
-    if let Err(e) = write_new_file(&tmp_path, &body, false) {
+    replace_file(&sibling(log_path, ".meta"), &body)
+}
+
+/// Atomically replaces `path` with `body`: `<path>.tmp`, fsync, rename, fsync of the folder.
+/// A crash at any point leaves either the old or the new file (and maybe a tmp file, removed
+/// by the next write).
+pub(crate) fn replace_file(path: &Path, body: &[u8]) -> Result<(), StoreError> {
+    let tmp_path = sibling(path, ".tmp");
+    if let Err(e) = write_new_file(&tmp_path, body, false) {
         remove_leftover(&tmp_path);
         return Err(e);
     }
-    if let Err(e) = std::fs::rename(&tmp_path, &meta_path) {
+    if let Err(e) = std::fs::rename(&tmp_path, path) {
         remove_leftover(&tmp_path);
         return Err(StoreError::Io {
-            op: "rename meta file",
+            op: "rename",
             path: tmp_path,
             source: e,
         });
     }
-    sync_dir(&parent_dir(log_path))
+    sync_dir(&parent_dir(path))
 }
 
 /// Creates `path` afresh (removing a leftover), writes `data` and fsyncs it. With `append`,
