@@ -247,8 +247,9 @@ pub fn derive_view(observations: &BTreeMap<String, NodeObservation>) -> ClusterV
     // The authoritative line per node: its own `myself` line when it answered, else the line
     // most observers agree on (ties: highest config epoch).
     let mut own: HashMap<&str, &NodeLine> = HashMap::new();
-    let mut seen: HashMap<&str, Vec<&NodeLine>> = HashMap::new();
-    for (_, data) in &reachable {
+    // Every observer's line about each node, with the observer's id.
+    let mut seen: HashMap<&str, Vec<(&str, &NodeLine)>> = HashMap::new();
+    for (observer, data) in &reachable {
         for line in &data.nodes.nodes {
             if line.flags.handshake {
                 continue;
@@ -256,7 +257,9 @@ pub fn derive_view(observations: &BTreeMap<String, NodeObservation>) -> ClusterV
             if line.flags.myself {
                 own.insert(line.id.as_str(), line);
             }
-            seen.entry(line.id.as_str()).or_default().push(line);
+            seen.entry(line.id.as_str())
+                .or_default()
+                .push((*observer, line));
         }
     }
 
@@ -267,7 +270,7 @@ pub fn derive_view(observations: &BTreeMap<String, NodeObservation>) -> ClusterV
     for (id, lines) in &seen {
         let line = own.get(id).copied().or_else(|| {
             let mut counts: HashMap<(bool, Option<&str>), (usize, u64, &NodeLine)> = HashMap::new();
-            for l in lines {
+            for (_, l) in lines {
                 let e = counts
                     .entry((l.flags.replica, l.master_id.as_deref()))
                     .or_insert((0, 0, l));
@@ -283,19 +286,15 @@ pub fn derive_view(observations: &BTreeMap<String, NodeObservation>) -> ClusterV
                 .map(|(_, _, l)| l)
         });
         let Some(line) = line else { continue };
-        let addr = addr_of(line).or_else(|| lines.iter().find_map(|l| addr_of(l)));
+        let addr = addr_of(line).or_else(|| lines.iter().find_map(|(_, l)| addr_of(l)));
         let reporters = |pred: fn(&NodeLine) -> bool| -> Vec<String> {
-            let mut ids: Vec<String> = reachable
+            let mut ids: Vec<String> = lines
                 .iter()
-                .filter(|(_, data)| {
-                    data.nodes
-                        .nodes
-                        .iter()
-                        .any(|l| l.id == *id && !l.flags.myself && pred(l))
-                })
-                .map(|(obs, _)| (*obs).to_string())
+                .filter(|(_, l)| !l.flags.myself && pred(l))
+                .map(|(observer, _)| (*observer).to_string())
                 .collect();
             ids.sort();
+            ids.dedup();
             ids
         };
         let obs = addr.as_deref().and_then(|a| observations.get(a));
@@ -328,15 +327,19 @@ pub fn derive_view(observations: &BTreeMap<String, NodeObservation>) -> ClusterV
     // Slot map: for every slot the claim with the highest config epoch across observers wins,
     // as the cluster itself resolves conflicts.
     let mut owner: Vec<Option<(&str, u64)>> = vec![None; usize::from(SLOT_COUNT)];
-    let mut first_claims: Option<Vec<(u16, u16, &str)>> = None;
+    // Observers normally agree: only distinct claim lists are applied slot by slot.
+    let mut distinct: Vec<Vec<(u16, u16, &str)>> = Vec::new();
     for (_, data) in &reachable {
+        let claims = slot_claims(&data.nodes);
+        if distinct.contains(&claims) {
+            continue;
+        }
         let epochs: HashMap<&str, u64> = data
             .nodes
             .nodes
             .iter()
             .map(|l| (l.id.as_str(), l.config_epoch))
             .collect();
-        let claims = slot_claims(&data.nodes);
         for &(start, end, id) in &claims {
             let epoch = epochs.get(id).copied().unwrap_or(0);
             for slot in start..=end {
@@ -348,15 +351,9 @@ pub fn derive_view(observations: &BTreeMap<String, NodeObservation>) -> ClusterV
                 }
             }
         }
-        match &first_claims {
-            None => first_claims = Some(claims),
-            Some(first) => {
-                if *first != claims {
-                    view.consistent = false;
-                }
-            }
-        }
+        distinct.push(claims);
     }
+    view.consistent = distinct.len() <= 1;
     let mut owned: BTreeMap<&str, Vec<u16>> = BTreeMap::new();
     for (slot, cell) in (0..SLOT_COUNT).zip(owner.iter()) {
         match cell {
