@@ -336,12 +336,14 @@ mod tests {
                         "cluster_state:ok\n"
                     })
                     .unwrap(),
-                    nodes: cluster_nodes::parse_cluster_nodes(&format!(
-                        "{} 127.0.0.1:{}@1 myself,master - 0 0 1 connected",
-                        "a".repeat(40),
-                        7000 + i
-                    ))
-                    .unwrap(),
+                    nodes: std::sync::Arc::new(
+                        cluster_nodes::parse_cluster_nodes(&format!(
+                            "{} 127.0.0.1:{}@1 myself,master - 0 0 1 connected",
+                            "a".repeat(40),
+                            7000 + i
+                        ))
+                        .unwrap(),
+                    ),
                     info: info::parse_info("role:master\n").unwrap(),
                 }),
                 duration: Duration::ZERO,

@@ -176,6 +176,7 @@ async fn poll_loop(
         poll_interval: config.poll_interval,
         password_file: config.password_file.clone(),
         reload: reload_on_sighup(),
+        full_topology_max_nodes: config.full_topology_max_nodes,
     })
     .with_known(topology.nodes.values().filter_map(|n| n.addr.clone()));
 

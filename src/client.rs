@@ -117,8 +117,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for BoundedStream<S> {
 pub struct RawReplies {
     /// CLUSTER INFO.
     pub cluster_info: String,
-    /// CLUSTER NODES.
-    pub cluster_nodes: String,
+    /// CLUSTER NODES, when it was asked for.
+    pub cluster_nodes: Option<String>,
     /// INFO.
     pub info: String,
 }
@@ -170,7 +170,10 @@ fn classify(err: &redis::RedisError, budget: &Budget) -> PollFailure {
     failure(reason, text)
 }
 
-fn text_of(value: Value) -> Result<String, PollFailure> {
+fn text_of(value: Option<Value>) -> Result<String, PollFailure> {
+    let Some(value) = value else {
+        return Err(failure(FailureReason::Protocol, "pipeline reply too short"));
+    };
     match value {
         Value::BulkString(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
         Value::SimpleString(s) => Ok(s),
@@ -246,10 +249,14 @@ impl NodeConnection {
         if let Some(pass) = &creds.password {
             info = info.set_password(pass);
         }
-        let (conn, driver) =
-            MultiplexedConnection::new_with_config(&info, stream, AsyncConnectionConfig::new())
-                .await
-                .map_err(|e| classify(&e, &budget))?;
+        // No response timeout of redis-rs' own (500 ms by default): --node-timeout bounds it.
+        let (conn, driver) = MultiplexedConnection::new_with_config(
+            &info,
+            stream,
+            AsyncConnectionConfig::new().set_response_timeout(None),
+        )
+        .await
+        .map_err(|e| classify(&e, &budget))?;
         tokio::spawn(driver);
         Ok(NodeConnection {
             conn,
@@ -260,14 +267,20 @@ impl NodeConnection {
 
     /// Sends CLUSTER INFO, CLUSTER NODES and INFO in one pipelined round trip, allowing at most
     /// `max_reply_bytes` of reply. The caller bounds the time and drops the connection on error.
-    pub async fn poll(&mut self, max_reply_bytes: usize) -> Result<RawReplies, PollFailure> {
+    pub async fn poll(
+        &mut self,
+        max_reply_bytes: usize,
+        with_nodes: bool,
+    ) -> Result<RawReplies, PollFailure> {
         self.budget
             .remaining
             .store(max_reply_bytes, Ordering::Relaxed);
         self.budget.exceeded.store(false, Ordering::Relaxed);
         let mut pipe = redis::pipe();
         pipe.cmd("CLUSTER").arg("INFO");
-        pipe.cmd("CLUSTER").arg("NODES");
+        if with_nodes {
+            pipe.cmd("CLUSTER").arg("NODES");
+        }
         let info_cmd = pipe.cmd("INFO");
         if !self.legacy_info {
             info_cmd.arg(INFO_SECTIONS);
@@ -278,12 +291,13 @@ impl NodeConnection {
             .await
             .map_err(|e| classify(&e, &self.budget))?;
         let mut it = values.into_iter();
-        let (Some(ci), Some(cn), Some(info)) = (it.next(), it.next(), it.next()) else {
-            return Err(failure(FailureReason::Protocol, "pipeline reply too short"));
+        let cluster_info = text_of(it.next())?;
+        let cluster_nodes = if with_nodes {
+            Some(text_of(it.next())?)
+        } else {
+            None
         };
-        let cluster_info = text_of(ci)?;
-        let cluster_nodes = text_of(cn)?;
-        let info = match text_of(info) {
+        let info = match text_of(it.next()) {
             Ok(t) => t,
             Err(f) if f.reason == FailureReason::ServerError && !self.legacy_info => {
                 // Redis 6.x accepts only one INFO section argument: fall back to default INFO.
@@ -292,7 +306,7 @@ impl NodeConnection {
                     .query_async(&mut self.conn)
                     .await
                     .map_err(|e| classify(&e, &self.budget))?;
-                text_of(v)?
+                text_of(Some(v))?
             }
             Err(f) => return Err(f),
         };
@@ -302,25 +316,44 @@ impl NodeConnection {
             info,
         })
     }
+
+    /// Asks for CLUSTER NODES alone (when CLUSTER INFO showed the topology changed). The budget
+    /// of the current poll keeps counting.
+    pub async fn cluster_nodes(&mut self) -> Result<String, PollFailure> {
+        let v: Value = redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query_async(&mut self.conn)
+            .await
+            .map_err(|e| classify(&e, &self.budget))?;
+        text_of(Some(v))
+    }
 }
 
-/// Connects when needed and polls, all within `timeout`. On any failure the connection is
-/// dropped so the next poll starts clean.
+/// Connects when needed and polls, all within `timeout`. CLUSTER NODES is asked for with the
+/// others when `with_nodes`, else only when `nodes_needed` says so after seeing CLUSTER INFO (a
+/// second round trip, on topology changes only). On any failure the connection is dropped so
+/// the next poll starts clean.
 pub async fn poll_with_timeout(
     slot: &mut Option<NodeConnection>,
     host: &str,
     port: u16,
     opts: &ConnectOptions,
     timeout: Duration,
+    with_nodes: bool,
+    nodes_needed: impl FnOnce(&str) -> bool,
 ) -> Result<RawReplies, PollFailure> {
     let work = async {
         if slot.is_none() {
             *slot = Some(NodeConnection::connect(host, port, opts).await?);
         }
-        match slot.as_mut() {
-            Some(conn) => conn.poll(opts.max_reply_bytes).await,
-            None => Err(failure(FailureReason::Connect, "no connection")),
+        let Some(conn) = slot.as_mut() else {
+            return Err(failure(FailureReason::Connect, "no connection"));
+        };
+        let mut raw = conn.poll(opts.max_reply_bytes, with_nodes).await?;
+        if raw.cluster_nodes.is_none() && nodes_needed(&raw.cluster_info) {
+            raw.cluster_nodes = Some(conn.cluster_nodes().await?);
         }
+        Ok(raw)
     };
     let result = match tokio::time::timeout(timeout, work).await {
         Ok(r) => r,

@@ -54,6 +54,10 @@ pub struct Args {
     /// Connect + reply budget per node per poll
     #[arg(long, env = "NODE_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
     pub node_timeout: Duration,
+    /// Clusters up to this many nodes send CLUSTER NODES from every node every poll; larger ones
+    /// from this many nodes per poll in turn plus every node whose CLUSTER INFO changed
+    #[arg(long, env = "FULL_TOPOLOGY_MAX_NODES", default_value_t = 64)]
+    pub full_topology_max_nodes: usize,
     /// Largest reply one node may send in one poll, in bytes
     #[arg(long, env = "MAX_REPLY_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_reply_bytes: usize,
@@ -128,6 +132,8 @@ pub struct Config {
     pub poll_interval: Duration,
     /// Per-node budget per poll.
     pub node_timeout: Duration,
+    /// See [`Args::full_topology_max_nodes`].
+    pub full_topology_max_nodes: usize,
     /// HTTP listen address.
     pub listen_address: SocketAddr,
     /// TLS and basic auth of the HTTP server.
@@ -304,6 +310,7 @@ impl Config {
             password_in_args,
             poll_interval: args.poll_interval,
             node_timeout: args.node_timeout,
+            full_topology_max_nodes: args.full_topology_max_nodes.max(1),
             listen_address: args.listen_address,
             alertmanager: args
                 .alertmanager_url

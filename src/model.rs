@@ -5,6 +5,7 @@ use crate::parse::cluster_info::ClusterInfo;
 use crate::parse::cluster_nodes::{ClusterNodes, NodeLine, SLOT_COUNT, SlotRange, slots_to_ranges};
 use crate::parse::info::Info;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// Why polling a node failed; the value of the `reason` label.
@@ -67,8 +68,9 @@ pub struct PollFailure {
 pub struct NodeData {
     /// CLUSTER INFO.
     pub cluster_info: ClusterInfo,
-    /// CLUSTER NODES.
-    pub nodes: ClusterNodes,
+    /// CLUSTER NODES (shared: on large clusters a node's last reply is reused until its
+    /// CLUSTER INFO shows a change or its refresh turn comes).
+    pub nodes: Arc<ClusterNodes>,
     /// INFO.
     pub info: Info,
 }

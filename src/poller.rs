@@ -5,6 +5,7 @@
 use crate::client::{ConnectOptions, NodeConnection, RawReplies, poll_with_timeout};
 use crate::config::Seed;
 use crate::model::{FailureReason, NodeData, NodeObservation, PollFailure, Snapshot};
+use crate::parse::cluster_nodes::ClusterNodes;
 use crate::parse::{cluster_info, cluster_nodes, info};
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -30,12 +31,46 @@ pub struct PollerSettings {
     pub password_file: Option<PathBuf>,
     /// Set by the SIGHUP handler: re-read the password file before the next round.
     pub reload: Arc<AtomicBool>,
+    /// Up to this many nodes, every node is asked for CLUSTER NODES every round. Above it, each
+    /// round asks this many nodes in turn, plus every node whose CLUSTER INFO changed.
+    pub full_topology_max_nodes: usize,
+}
+
+/// The CLUSTER INFO fields that move whenever a node's view of the topology or of failures
+/// changes: a failover bumps the epochs everywhere, failures change slot states, joins and
+/// departures change the known nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TopologyStamp {
+    state_ok: bool,
+    slots: (u64, u64, u64, u64),
+    known_nodes: u64,
+    size: u64,
+    epochs: (u64, u64),
+}
+
+impl TopologyStamp {
+    fn of(ci: &crate::parse::cluster_info::ClusterInfo) -> Self {
+        TopologyStamp {
+            state_ok: ci.state_ok,
+            slots: (
+                ci.slots_assigned,
+                ci.slots_ok,
+                ci.slots_pfail,
+                ci.slots_fail,
+            ),
+            known_nodes: ci.known_nodes,
+            size: ci.size,
+            epochs: (ci.current_epoch, ci.my_epoch),
+        }
+    }
 }
 
 struct NodeState {
     host: String,
     port: u16,
     conn: Option<NodeConnection>,
+    /// The node's last CLUSTER NODES and the CLUSTER INFO stamp it was taken with.
+    nodes_cache: Option<(Arc<ClusterNodes>, TopologyStamp)>,
     consecutive_failures: u32,
     /// Polls to skip before the next reconnect attempt.
     skip_polls: u32,
@@ -48,11 +83,21 @@ impl NodeState {
             host,
             port,
             conn: None,
+            nodes_cache: None,
             consecutive_failures: 0,
             skip_polls: 0,
             last_failure: None,
         }
     }
+}
+
+/// The refresh group of an address (stable across rounds and restarts).
+fn group_of(addr: &str, groups: u64) -> u64 {
+    // FNV-1a: a fixed, well-spread hash, unlike the randomly seeded std hasher.
+    let h = addr.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    h % groups
 }
 
 /// Modification time and length of a file, to notice changes cheaply.
@@ -68,18 +113,37 @@ fn split_addr(addr: &str) -> Option<(String, u16)> {
     Some((host.to_string(), port.parse().ok()?))
 }
 
-/// Parses the three replies; any parse failure is a protocol failure of the node.
-pub fn parse_replies(raw: &RawReplies) -> Result<NodeData, PollFailure> {
-    let protocol = |what: &str, e: crate::parse::ParseError| PollFailure {
+fn protocol(what: &str, e: crate::parse::ParseError) -> PollFailure {
+    PollFailure {
         reason: FailureReason::Protocol,
         message: format!("{what}: {e}"),
         attempted: true,
+    }
+}
+
+/// Parses the replies of one poll; a node whose CLUSTER NODES was not asked for this round gets
+/// its cached one. Any parse failure is a protocol failure of the node.
+fn parse_replies(raw: &RawReplies, state: &mut NodeState) -> Result<NodeData, PollFailure> {
+    let ci = cluster_info::parse_cluster_info(&raw.cluster_info)
+        .map_err(|e| protocol("CLUSTER INFO", e))?;
+    let stamp = TopologyStamp::of(&ci);
+    let nodes = match (&raw.cluster_nodes, &state.nodes_cache) {
+        (Some(text), _) => {
+            let parsed = Arc::new(
+                cluster_nodes::parse_cluster_nodes(text)
+                    .map_err(|e| protocol("CLUSTER NODES", e))?,
+            );
+            state.nodes_cache = Some((Arc::clone(&parsed), stamp));
+            parsed
+        }
+        (None, Some((cached, _))) => Arc::clone(cached),
+        (None, None) => {
+            return Err(protocol("CLUSTER NODES", crate::parse::ParseError::Empty));
+        }
     };
     Ok(NodeData {
-        cluster_info: cluster_info::parse_cluster_info(&raw.cluster_info)
-            .map_err(|e| protocol("CLUSTER INFO", e))?,
-        nodes: cluster_nodes::parse_cluster_nodes(&raw.cluster_nodes)
-            .map_err(|e| protocol("CLUSTER NODES", e))?,
+        cluster_info: ci,
+        nodes,
         info: info::parse_info(&raw.info).map_err(|e| protocol("INFO", e))?,
     })
 }
@@ -95,6 +159,8 @@ pub struct Poller {
     known_ids: BTreeSet<String>,
     /// Modification time and length of the password file when last read.
     password_stamp: Option<(SystemTime, u64)>,
+    /// Poll rounds so far (drives the CLUSTER NODES refresh turns on large clusters).
+    round: u64,
 }
 
 impl Poller {
@@ -107,6 +173,7 @@ impl Poller {
             known: BTreeSet::new(),
             known_ids: BTreeSet::new(),
             password_stamp: None,
+            round: 0,
         }
         .with_password_stamp()
     }
@@ -165,6 +232,7 @@ impl Poller {
         self.refresh_password();
         let started = Instant::now();
         let time = SystemTime::now();
+        self.round = self.round.wrapping_add(1);
         let targets = self.targets();
         self.nodes.retain(|addr, _| targets.contains(addr));
         let mut observations = self.poll_addrs(&targets).await;
@@ -202,11 +270,22 @@ impl Poller {
             }
         }
         let settings = &self.settings;
+        // Small clusters: CLUSTER NODES from every node every round. Large ones: from one group
+        // of nodes per round in turn (each node every `groups` rounds), and from any node whose
+        // CLUSTER INFO shows a change (see TopologyStamp), so a failover is seen in the round
+        // it happens at a fraction of the O(N^2) bytes.
+        let total = self.nodes.len().max(addrs.len());
+        let batch = settings.full_topology_max_nodes.max(1);
+        let groups = total.div_ceil(batch).max(1) as u64;
+        let turn = self.round % groups;
         let futures = self
             .nodes
             .iter_mut()
             .filter(|(addr, _)| addrs.contains(*addr))
-            .map(|(addr, state)| poll_node(addr, state, settings));
+            .map(|(addr, state)| {
+                let with_nodes = total <= batch || group_of(addr, groups) == turn;
+                poll_node(addr, state, settings, with_nodes)
+            });
         futures::future::join_all(futures).await
     }
 
@@ -227,6 +306,7 @@ async fn poll_node(
     addr: &str,
     state: &mut NodeState,
     settings: &PollerSettings,
+    with_nodes: bool,
 ) -> NodeObservation {
     let started = Instant::now();
     if state.skip_polls > 0
@@ -243,15 +323,24 @@ async fn poll_node(
             duration: Duration::ZERO,
         };
     }
+    let cached_stamp = state.nodes_cache.as_ref().map(|(_, s)| s.clone());
+    let with_nodes = with_nodes || cached_stamp.is_none();
     let result = poll_with_timeout(
         &mut state.conn,
         &state.host,
         state.port,
         &settings.connect,
         settings.node_timeout,
+        with_nodes,
+        |cluster_info_text| {
+            // Ask for CLUSTER NODES when anything topology-related moved (or is unreadable).
+            cluster_info::parse_cluster_info(cluster_info_text)
+                .map(|ci| Some(TopologyStamp::of(&ci)) != cached_stamp)
+                .unwrap_or(true)
+        },
     )
     .await
-    .and_then(|raw| parse_replies(&raw));
+    .and_then(|raw| parse_replies(&raw, state));
     match &result {
         Ok(_) => {
             if let Some(prev) = state.last_failure.take() {

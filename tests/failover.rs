@@ -431,3 +431,52 @@ fn exporter_crash_and_failover_while_down() {
         all.iter().map(|ev| ev["key"].as_str().unwrap()).collect();
     assert_eq!(keys.len(), all.len(), "no key twice");
 }
+
+#[test]
+fn adaptive_topology_polling_still_sees_every_failover() {
+    // One node per round sends CLUSTER NODES in turn (6 rounds for all), the others only when
+    // their CLUSTER INFO moves: the failover must still be one event with the right fields.
+    let mut cluster = RedisCluster::start(ClusterOptions::default());
+    let e = Exporter::start(
+        &[
+            "--redis-addr",
+            &cluster.seed_url(),
+            "--poll-interval",
+            "200ms",
+            "--node-timeout",
+            "300ms",
+            "--full-topology-max-nodes",
+            "1",
+        ],
+        &[],
+    );
+    e.wait_ready(Duration::from_secs(10));
+    wait_until(Duration::from_secs(10), "6 members in the view", || {
+        common::metric_samples(&e.metrics(), "redis_cluster_node_info").len() == 6
+    });
+    let master = cluster.masters()[2];
+    let replica = cluster.replica_of(master).unwrap();
+    let (old_id, new_id) = (cluster.node_id(master), cluster.node_id(replica));
+    cluster.kill(master);
+    let f = wait_event(&e, Duration::from_secs(20), "failover", |ev| {
+        ev["kind"] == "failover"
+    });
+    assert_eq!(f["old_master"]["id"], old_id);
+    assert_eq!(f["new_master"]["id"], new_id);
+    assert_eq!(f["trigger"], "automatic");
+    cluster.restart(master);
+    wait_event(&e, Duration::from_secs(20), "old master rejoins", |ev| {
+        ev["kind"] == "role_changed" && ev["node"]["id"] == old_id
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(of_kind(&e, "failover").len(), 1);
+    let body = e.metrics();
+    assert_eq!(
+        metric_value(&body, "redis_cluster_nodes", &[("role", "master")]),
+        Some(3.0)
+    );
+    assert_eq!(
+        metric_value(&body, "redis_cluster_config_consistent", &[]),
+        Some(1.0)
+    );
+}

@@ -916,7 +916,9 @@ mod tests {
                     );
                     Ok(NodeData {
                         cluster_info: cluster_info::parse_cluster_info(&ci).unwrap(),
-                        nodes: cluster_nodes::parse_cluster_nodes(&text.join("\n")).unwrap(),
+                        nodes: std::sync::Arc::new(
+                            cluster_nodes::parse_cluster_nodes(&text.join("\n")).unwrap(),
+                        ),
                         info: info::parse_info(&inf).unwrap(),
                     })
                 };
