@@ -59,6 +59,8 @@ impl std::fmt::Debug for ConnectOptions {
 struct Budget {
     remaining: AtomicUsize,
     exceeded: AtomicBool,
+    /// The transport itself ended (EOF or an IO error) or failed a write.
+    closed: AtomicBool,
 }
 
 /// A stream that fails once the current budget of read bytes is spent, so a hostile or broken
@@ -87,7 +89,14 @@ impl<S: AsyncRead + Unpin> AsyncRead for BoundedStream<S> {
                 let n = limited.filled().len();
                 buf.advance(n);
                 this.budget.remaining.fetch_sub(n, Ordering::Relaxed);
+                if n == 0 && limit > 0 {
+                    this.budget.closed.store(true, Ordering::Relaxed);
+                }
                 Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => {
+                this.budget.closed.store(true, Ordering::Relaxed);
+                Poll::Ready(Err(e))
             }
             other => other,
         }
@@ -100,7 +109,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for BoundedStream<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(result, Poll::Ready(Err(_))) {
+            self.budget.closed.store(true, Ordering::Relaxed);
+        }
+        result
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -163,6 +176,14 @@ fn classify(err: &redis::RedisError, budget: &Budget) -> PollFailure {
         _ if text.contains("cluster support disabled") => FailureReason::NotCluster,
         _ if err.kind() == redis::ErrorKind::Parse => FailureReason::Protocol,
         _ if err.is_timeout() => FailureReason::Timeout,
+        // redis-rs drops the connection on a RESP parse error and a pipeline then only sees
+        // "broken pipe": when the transport itself did not fail, that is what happened.
+        _ if err.is_connection_dropped() && !budget.closed.load(Ordering::Relaxed) => {
+            return failure(
+                FailureReason::Protocol,
+                format!("reply is not valid RESP ({text})"),
+            );
+        }
         _ if err.is_io_error() || err.is_connection_dropped() => FailureReason::Io,
         _ if err.code().is_some() => FailureReason::ServerError,
         _ => FailureReason::Protocol,

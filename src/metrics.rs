@@ -318,17 +318,21 @@ pub fn render(snapshot: &Snapshot, persistent: &ExporterMetrics, cluster: &str) 
             )
         }),
     );
+    // Members without a known address (noaddr) cannot be told apart by `addr`: they appear in
+    // redis_cluster_node_info (with node_id) only.
+    let addressed: Vec<&crate::model::ViewNode> =
+        view.nodes.values().filter(|n| n.addr.is_some()).collect();
     out.gauge(
         "redis_cluster_node_slots",
         "Slots the member owns in the cluster-wide slot map",
-        view.nodes
-            .values()
+        addressed
+            .iter()
             .map(|n| (addr(&node_addr(n)), f64::from(n.slot_count()))),
     );
     out.gauge(
         "redis_cluster_node_failure_reports",
         "How many reachable nodes flag the member as failing (state pfail: fail?, fail: fail)",
-        view.nodes.values().flat_map(|n| {
+        addressed.iter().flat_map(|n| {
             [
                 (
                     vec![("addr", node_addr(n)), ("state", "pfail".to_string())],
@@ -344,8 +348,8 @@ pub fn render(snapshot: &Snapshot, persistent: &ExporterMetrics, cluster: &str) 
     out.gauge(
         "redis_cluster_node_config_epoch",
         "Config epoch of the member",
-        view.nodes
-            .values()
+        addressed
+            .iter()
             .map(|n| (addr(&node_addr(n)), n.config_epoch as f64)),
     );
     out.gauge(

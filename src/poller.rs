@@ -13,6 +13,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+/// Most members a CLUSTER NODES reply may list. Redis Cluster is designed for about 1000 nodes;
+/// a reply listing more is refused (reason `too_large`) before it is parsed, because every member
+/// costs memory in the view and series on /metrics.
+pub const MAX_CLUSTER_MEMBERS: usize = 10_000;
+
 /// Longest wait between reconnect attempts to a failing node.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -71,6 +76,8 @@ struct NodeState {
     conn: Option<NodeConnection>,
     /// The node's last CLUSTER NODES and the CLUSTER INFO stamp it was taken with.
     nodes_cache: Option<(Arc<ClusterNodes>, TopologyStamp)>,
+    /// Malformed CLUSTER NODES lines in the last reply (logged when it changes).
+    malformed_lines: usize,
     consecutive_failures: u32,
     /// Polls to skip before the next reconnect attempt.
     skip_polls: u32,
@@ -84,6 +91,7 @@ impl NodeState {
             port,
             conn: None,
             nodes_cache: None,
+            malformed_lines: 0,
             consecutive_failures: 0,
             skip_polls: 0,
             last_failure: None,
@@ -129,10 +137,31 @@ fn parse_replies(raw: &RawReplies, state: &mut NodeState) -> Result<NodeData, Po
     let stamp = TopologyStamp::of(&ci);
     let nodes = match (&raw.cluster_nodes, &state.nodes_cache) {
         (Some(text), _) => {
+            let lines = text.bytes().filter(|&b| b == b'\n').count();
+            if lines > MAX_CLUSTER_MEMBERS {
+                return Err(PollFailure {
+                    reason: FailureReason::TooLarge,
+                    message: format!(
+                        "CLUSTER NODES lists {lines} members, more than {MAX_CLUSTER_MEMBERS}"
+                    ),
+                    attempted: true,
+                });
+            }
             let parsed = Arc::new(
                 cluster_nodes::parse_cluster_nodes(text)
                     .map_err(|e| protocol("CLUSTER NODES", e))?,
             );
+            if parsed.malformed_lines != state.malformed_lines {
+                state.malformed_lines = parsed.malformed_lines;
+                if parsed.malformed_lines > 0 {
+                    tracing::warn!(
+                        host = %state.host,
+                        port = state.port,
+                        lines = parsed.malformed_lines,
+                        "CLUSTER NODES has lines that could not be understood; they are ignored"
+                    );
+                }
+            }
             state.nodes_cache = Some((Arc::clone(&parsed), stamp));
             parsed
         }
