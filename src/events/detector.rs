@@ -111,11 +111,14 @@ fn event(time: SystemTime, kind: &str, key: String, summary: String, details: Va
     }
 }
 
-/// Per-slot owner ids of a slot map given as ranges per node.
-fn owners<'a>(maps: impl Iterator<Item = (&'a str, &'a [(u16, u16)])>) -> Vec<Option<&'a str>> {
+/// Per-slot owner ids of a slot map given as `(first, last)` ranges per node id.
+fn owners<'a, R>(maps: impl Iterator<Item = (&'a str, R)>) -> Vec<Option<&'a str>>
+where
+    R: IntoIterator<Item = (u16, u16)>,
+{
     let mut out = vec![None; usize::from(SLOT_COUNT)];
     for (id, ranges) in maps {
-        for &(start, end) in ranges {
+        for (start, end) in ranges {
             for slot in start..=end.min(SLOT_COUNT - 1) {
                 if let Some(cell) = out.get_mut(usize::from(slot)) {
                     *cell = Some(id);
@@ -124,6 +127,15 @@ fn owners<'a>(maps: impl Iterator<Item = (&'a str, &'a [(u16, u16)])>) -> Vec<Op
         }
     }
     out
+}
+
+/// Per-slot owners of a list of CLUSTER NODES-style members (view nodes or reply lines).
+fn owners_of<'a, T: 'a>(
+    members: impl Iterator<Item = &'a T>,
+    id: impl Fn(&'a T) -> &'a str,
+    slots: impl Fn(&'a T) -> &'a [SlotRange],
+) -> Vec<Option<&'a str>> {
+    owners(members.map(|m| (id(m), slots(m).iter().map(|r| (r.start, r.end)))))
 }
 
 fn tracked(n: &ViewNode, health: Health) -> TrackedNode {
@@ -264,19 +276,9 @@ impl Detector {
             self.topology
                 .nodes
                 .iter()
-                .map(|(id, t)| (id.as_str(), t.slots.as_slice())),
+                .map(|(id, t)| (id.as_str(), t.slots.iter().copied())),
         );
-        let now_pairs: Vec<(String, Vec<(u16, u16)>)> = view
-            .nodes
-            .values()
-            .map(|n| {
-                (
-                    n.id.clone(),
-                    n.slots.iter().map(|r| (r.start, r.end)).collect(),
-                )
-            })
-            .collect();
-        let after = owners(now_pairs.iter().map(|(id, s)| (id.as_str(), s.as_slice())));
+        let after = owners_of(view.nodes.values(), |n| n.id.as_str(), |n| &n.slots);
         let mut moves: BTreeMap<(Option<&str>, Option<&str>), Vec<u16>> = BTreeMap::new();
         for (slot, (b, a)) in (0..SLOT_COUNT).zip(before.iter().zip(after.iter())) {
             if b != a {
@@ -675,18 +677,7 @@ impl Detector {
             return;
         }
         self.topology.conflict_announced = true;
-        let agreed: Vec<(String, Vec<(u16, u16)>)> = snap
-            .view
-            .nodes
-            .values()
-            .map(|n| {
-                (
-                    n.id.clone(),
-                    n.slots.iter().map(|r| (r.start, r.end)).collect(),
-                )
-            })
-            .collect();
-        let agreed_owner = owners(agreed.iter().map(|(id, s)| (id.as_str(), s.as_slice())));
+        let agreed_owner = owners_of(snap.view.nodes.values(), |n| n.id.as_str(), |n| &n.slots);
         let mut claims = Vec::new();
         let mut disputed: BTreeSet<u16> = BTreeSet::new();
         let mut involved: BTreeSet<String> = BTreeSet::new();
@@ -694,19 +685,8 @@ impl Detector {
             let (Some(observer), Some(data)) = (obs.node_id(), obs.data()) else {
                 continue;
             };
-            let pairs: Vec<(String, Vec<(u16, u16)>)> = data
-                .nodes
-                .nodes
-                .iter()
-                .filter(|l| l.flags.master)
-                .map(|l| {
-                    (
-                        l.id.clone(),
-                        l.slots.iter().map(|r| (r.start, r.end)).collect(),
-                    )
-                })
-                .collect();
-            let theirs = owners(pairs.iter().map(|(id, s)| (id.as_str(), s.as_slice())));
+            let masters = data.nodes.nodes.iter().filter(|l| l.flags.master);
+            let theirs = owners_of(masters, |l| l.id.as_str(), |l| &l.slots);
             let mut differing: BTreeMap<Option<&str>, Vec<u16>> = BTreeMap::new();
             for (slot, (a, t)) in (0..SLOT_COUNT).zip(agreed_owner.iter().zip(theirs.iter())) {
                 if a != t {
