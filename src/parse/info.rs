@@ -34,7 +34,8 @@ pub struct DbKeys {
 pub struct Info {
     /// `redis_version`.
     pub redis_version: String,
-    /// `redis_mode` (`cluster`, `standalone`).
+    /// `redis_mode` (`cluster`, `standalone`); Valkey 8+ calls it `server_mode` unless
+    /// `extended-redis-compatibility` is on.
     pub redis_mode: String,
     /// `os`.
     pub os: String,
@@ -163,7 +164,7 @@ pub fn parse_info(text: &str) -> Result<Info, ParseError> {
         let i = || value.trim().parse::<i64>().ok();
         match key {
             "redis_version" => info.redis_version = value.to_string(),
-            "redis_mode" => info.redis_mode = value.to_string(),
+            "redis_mode" | "server_mode" => info.redis_mode = value.to_string(),
             "os" => info.os = value.to_string(),
             "process_id" => info.process_id = value.to_string(),
             "run_id" => info.run_id = value.to_string(),
