@@ -22,6 +22,7 @@ cargo build --release --locked -q
 WORK="$(mktemp -d /tmp/redis-cluster-demo.XXXXXX)"
 pids=()
 cleanup() {
+  trap - EXIT INT TERM
   echo
   echo "== stopping the demo"
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
