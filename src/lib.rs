@@ -13,4 +13,5 @@ pub mod metrics;
 pub mod model;
 pub mod parse;
 pub mod poller;
+pub mod sim;
 pub mod web;

@@ -1,0 +1,493 @@
+#!/usr/bin/env bash
+# Performance benchmarks of redis-cluster-exporter (not part of scripts/test.sh).
+#
+#   scripts/bench.sh [scale|compare|latency|all]      (default: all)
+#
+# scale    the exporter against the cluster simulator (target/release/cluster-sim) at
+#          N = $SCALE_NODES nodes, poll 1 s, node timeout 1 s: CPU seconds per poll round, peak RSS,
+#          reply bytes read per round, mean poll-round wall time, /metrics size and GET time.
+#          Each N runs in mode "full" (CLUSTER NODES from every node every round) and, when the
+#          exporter has --full-topology-max-nodes, "adaptive" (its default).
+# compare  one real 6-node cluster (redis-server + redis-cli --cluster create on free loopback
+#          ports): this exporter (1 seed, all nodes polled every 1 s, /metrics scraped every 1 s)
+#          and then prometheus-redis-exporter (multi-target /scrape?target=redis://... of each of
+#          the 6 nodes every 1 s), each for $BENCH_SECONDS: exporter CPU per node-poll, peak RSS,
+#          Redis main-thread usec per node-poll (INFO commandstats after CONFIG RESETSTAT),
+#          connections opened (total_connections_received).
+# latency  /metrics latency p50/p99 with $WRK_CONNECTIONS concurrent scrapers (wrk): this
+#          exporter on the 6-node cluster and on the simulator at $LAT_NODES nodes, and
+#          prometheus-redis-exporter's /scrape?target=... on the 6-node cluster.
+#
+# Environment: BENCH_SECONDS (60), SCALE_SECONDS (30), SCALE_NODES ("6 60 100 300 1000"),
+#   SCALE_MODES ("full adaptive"), WRK_SECONDS (10), WRK_CONNECTIONS (50), LAT_NODES (100),
+#   BENCH_PROFILE=1 (perf record the exporter for 10 s at each N, print the top functions),
+#   SKIP_BUILD=1 (use the existing target/release binaries), BENCH_OUT (target/bench).
+# Needs: cargo, redis-server, redis-cli, curl, jq, prometheus-redis-exporter (compare),
+#   wrk (latency; falls back to parallel curl), perf (BENCH_PROFILE).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+WHAT=${1:-all}
+BENCH_SECONDS=${BENCH_SECONDS:-60}
+SCALE_SECONDS=${SCALE_SECONDS:-30}
+SCALE_NODES=${SCALE_NODES:-"6 60 100 300 1000"}
+SCALE_MODES=${SCALE_MODES:-"full adaptive"}
+WRK_SECONDS=${WRK_SECONDS:-10}
+WRK_CONNECTIONS=${WRK_CONNECTIONS:-50}
+LAT_NODES=${LAT_NODES:-100}
+BENCH_OUT=${BENCH_OUT:-target/bench}
+EXPORTER=$PWD/target/release/redis-cluster-exporter
+SIM=$PWD/target/release/cluster-sim
+REDIS_EXPORTER=${REDIS_EXPORTER:-/usr/bin/prometheus-redis-exporter}
+
+case "$WHAT" in scale | compare | latency | all) ;; *)
+  sed -n '2,28p' "$0"
+  exit 2
+  ;;
+esac
+
+mkdir -p "$BENCH_OUT"
+REPORT="$BENCH_OUT/bench-$(date -u +%Y%m%dT%H%M%SZ).txt"
+TMP=$(mktemp -d /tmp/rce-bench.XXXXXX)
+PIDS=()
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+
+say() { echo "$*" | tee -a "$REPORT"; }
+log() { echo "== $*" >&2; }
+die() {
+  echo "bench: $*" >&2
+  exit 1
+}
+
+# Stops the processes given by pid and forgets them.
+stop() {
+  local p q keep=()
+  for p in "$@"; do kill "$p" 2>/dev/null || true; done
+  for p in "$@"; do wait "$p" 2>/dev/null || true; done
+  for q in "${PIDS[@]}"; do
+    for p in "$@"; do [ "$q" = "$p" ] && continue 2; done
+    keep+=("$q")
+  done
+  PIDS=("${keep[@]}")
+}
+
+# A port p such that p and p+10000 are free on 127.0.0.1 (no socket in any state) and not handed
+# out before. Drawn below the kernel's ephemeral range when it leaves room, as the test harness
+# does, so that outgoing connections (and their TIME-WAITs) never sit on a cluster bus port.
+USED_PORTS=" "
+EPHEMERAL_LOW=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+if [ "$EPHEMERAL_LOW" -ge 23000 ]; then PORT_LO=11000 PORT_HI=$((EPHEMERAL_LOW - 10000)); else PORT_LO=20000 PORT_HI=45000; fi
+free_port() {
+  local p
+  for _ in $(seq 1000); do
+    p=$((PORT_LO + (RANDOM * 32768 + RANDOM) % (PORT_HI - PORT_LO)))
+    case "$USED_PORTS" in *" $p "* | *" $((p + 10000)) "*) continue ;; esac
+    if [ -z "$(ss -Htan "( sport = :$p or sport = :$((p + 10000)) )")" ]; then
+      USED_PORTS="$USED_PORTS$p $((p + 10000)) "
+      echo "$p"
+      return
+    fi
+  done
+  die "no free port"
+}
+
+# CPU seconds (user + sys) of a process so far: the sum over its threads of
+# /proc/PID/task/TID/schedstat (nanoseconds; /proc/PID/stat's ticks are too coarse for a
+# 6-node exporter that uses a few milliseconds a minute).
+cpu_s() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.6f", s / 1e9}'; }
+delta() { awk -v a="$1" -v b="$2" 'BEGIN {d = b - a; printf "%.6f", d < 0 ? 0 : d}'; }
+hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
+# First sample value of metric $2 at URL $1 (classic text).
+metric() { curl -sf "$1" | awk -v n="$2" '!done && ($1 == n || index($1, n "{") == 1) {print $2; done = 1}'; }
+up_count() { curl -sf "$1" | grep -c '^redis_up{.*} 1\(\.0\)\?$' || true; }
+fmt() { awk -v v="$1" -v f="$2" 'BEGIN {printf f, v}'; }
+
+wait_for() { # seconds, description, command...
+  local limit=$1 what=$2
+  shift 2
+  local end=$((SECONDS + limit))
+  until "$@"; do
+    [ $SECONDS -lt $end ] || die "timed out after ${limit}s waiting for $what"
+    sleep 0.3
+  done
+}
+
+build() {
+  if [ -n "${SKIP_BUILD:-}" ]; then
+    [ -x "$EXPORTER" ] && [ -x "$SIM" ] || die "SKIP_BUILD set but target/release binaries missing"
+    return
+  fi
+  log "cargo build --release"
+  cargo build --release --bins -q
+}
+
+start_sim() { # N, dir -> sets SIM_PID, SIM_PORTS (array), SIM_CONTROL
+  local n=$1 dir=$2
+  "$SIM" --nodes "$n" --port-file "$dir/ports.json" >"$dir/sim.log" 2>&1 &
+  SIM_PID=$!
+  PIDS+=("$SIM_PID")
+  wait_for 30 "simulator ports" test -s "$dir/ports.json"
+  mapfile -t SIM_PORTS < <(jq -r '.ports[]' "$dir/ports.json")
+  SIM_CONTROL=$(jq -r .control_port "$dir/ports.json")
+}
+
+sim_send() { "$SIM" --control-port "$SIM_CONTROL" --send "$1"; }
+
+start_exporter() { # dir, seed urls, extra args... -> sets EXP_PID, EXP_URL
+  local dir=$1 seeds=$2
+  shift 2
+  local port
+  port=$(free_port)
+  (cd "$dir" && exec "$EXPORTER" --redis-addr "$seeds" --poll-interval 1s --node-timeout 1s \
+    --listen-address "127.0.0.1:$port" --event-log "$dir/events.jsonl" "$@" \
+    >"$dir/exporter.log" 2>&1) &
+  EXP_PID=$!
+  PIDS+=("$EXP_PID")
+  EXP_URL="http://127.0.0.1:$port"
+  wait_for 60 "exporter /ready" curl -sf -o /dev/null "$EXP_URL/ready"
+}
+
+all_up() { [ "$(up_count "$1/metrics")" -ge "$2" ]; }
+
+# Median and p90 of curl GET times (ms) of URL over $2 sequential requests; prints "bytes p50".
+get_timing() {
+  local url=$1 n=$2 bytes times
+  bytes=$(curl -s -o /dev/null -w '%{size_download}' "$url")
+  times=$(for _ in $(seq "$n"); do curl -s -o /dev/null -w '%{time_total}\n' "$url"; done | sort -n)
+  echo "$bytes $(echo "$times" | awk '{a[NR] = $1 * 1000} END {printf "%.2f", a[int((NR + 1) / 2)]}')"
+}
+
+profile() { # pid, label
+  command -v perf >/dev/null || {
+    log "perf not installed: no profile"
+    return
+  }
+  local data="$TMP/perf-$2.data"
+  perf record -e cpu-clock -F 499 -g -p "$1" -o "$data" -- sleep 10 >/dev/null 2>&1 || return 0
+  say "-- perf top functions (self time), $2"
+  perf report -i "$data" --no-children -F overhead,sym --stdio 2>/dev/null |
+    awk '/^ +[0-9.]+%/ && n < 20 {n++; print "   " $0}' | tee -a "$REPORT" || true
+}
+
+# ------------------------------------------------------------------------------------------
+scale() {
+  local modes=() m
+  for m in $SCALE_MODES; do
+    if [ "$m" = adaptive ] && [[ "$("$EXPORTER" --help)" != *--full-topology-max-nodes* ]]; then
+      log "exporter has no --full-topology-max-nodes: mode adaptive = full, skipped"
+      continue
+    fi
+    modes+=("$m")
+  done
+  say ""
+  say "Scale: exporter vs cluster-sim, poll 1s, node timeout 1s, ${SCALE_SECONDS}s per point"
+  say "$(printf '%-6s %-9s %7s %10s %10s %12s %9s %9s %11s %9s' N mode rounds 'cpu_ms/rnd' \
+    'sim_ms/rnd' 'bytes/rnd' 'round_s' 'rss_MB' 'metrics_B' 'get_ms')"
+  local n mode dir extra c0 c1 s0 s1 b0 b1 r0 r1 p0 p1 rounds timing
+  for n in $SCALE_NODES; do
+    for mode in "${modes[@]}"; do
+      dir="$TMP/scale-$n-$mode"
+      mkdir -p "$dir"
+      extra=()
+      [ "$mode" = full ] && extra=(--full-topology-max-nodes 1000000)
+      start_sim "$n" "$dir"
+      start_exporter "$dir" "redis://127.0.0.1:${SIM_PORTS[0]}" "${extra[@]}"
+      wait_for $((60 + n / 5)) "all $n nodes up" all_up "$EXP_URL" "$n"
+      sleep 5
+      c0=$(cpu_s "$EXP_PID") s0=$(cpu_s "$SIM_PID")
+      b0=$(sim_send stats | jq .total_reply_bytes)
+      r0=$(metric "$EXP_URL/metrics" redis_exporter_poll_duration_seconds_count)
+      p0=$(metric "$EXP_URL/metrics" redis_exporter_poll_duration_seconds_sum)
+      sleep "$SCALE_SECONDS"
+      c1=$(cpu_s "$EXP_PID") s1=$(cpu_s "$SIM_PID")
+      b1=$(sim_send stats | jq .total_reply_bytes)
+      r1=$(metric "$EXP_URL/metrics" redis_exporter_poll_duration_seconds_count)
+      p1=$(metric "$EXP_URL/metrics" redis_exporter_poll_duration_seconds_sum)
+      rounds=$(awk -v a="$r0" -v b="$r1" 'BEGIN {print b - a}')
+      [ "$rounds" -gt 0 ] || die "no poll round completed at N=$n"
+      timing=$(get_timing "$EXP_URL/metrics" 21)
+      say "$(printf '%-6s %-9s %7s %10s %10s %12s %9s %9s %11s %9s' "$n" "$mode" "$rounds" \
+        "$(awk -v d="$(delta "$c0" "$c1")" -v r="$rounds" 'BEGIN {printf "%.2f", d / r * 1000}')" \
+        "$(awk -v d="$(delta "$s0" "$s1")" -v r="$rounds" 'BEGIN {printf "%.2f", d / r * 1000}')" \
+        "$(awk -v a="$b0" -v b="$b1" -v r="$rounds" 'BEGIN {printf "%.0f", (b - a) / r}')" \
+        "$(awk -v a="$p0" -v b="$p1" -v r="$rounds" 'BEGIN {printf "%.3f", (b - a) / r}')" \
+        "$(awk -v k="$(hwm_kb "$EXP_PID")" 'BEGIN {printf "%.1f", k / 1024}')" \
+        "${timing% *}" "${timing#* }")"
+      if [ -n "${BENCH_PROFILE:-}" ]; then profile "$EXP_PID" "N=$n-$mode"; fi
+      stop "$EXP_PID" "$SIM_PID"
+    done
+  done
+  say "(cpu_ms/rnd: exporter user+sys CPU milliseconds per poll round; sim_ms/rnd: the simulator's;"
+  say " bytes/rnd: RESP reply bytes the simulator sent per round; round_s: mean wall time of a"
+  say " poll round (redis_exporter_poll_duration_seconds); rss_MB: exporter VmHWM; metrics_B and"
+  say " get_ms: /metrics body size and median GET time, 21 sequential GETs after the window)"
+}
+
+# ------------------------------------------------------------------------------------------
+REDIS_PORTS=()
+REDIS_PIDS=()
+wait_until_up() { # port, pid: true once it answers PING, false if it exits or 15 s pass
+  local end=$((SECONDS + 15))
+  while [ $SECONDS -lt $end ]; do
+    kill -0 "$2" 2>/dev/null || return 1
+    [[ "$(redis-cli -p "$1" ping 2>/dev/null)" == PONG* ]] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+start_real_cluster() {
+  local i p d pid tries
+  for i in 0 1 2 3 4 5; do
+    for tries in 1 2 3 4 5; do
+      p=$(free_port)
+      d="$TMP/redis-$p"
+      mkdir -p "$d"
+      redis-server --port "$p" --bind 127.0.0.1 --cluster-enabled yes \
+        --cluster-config-file "$d/nodes.conf" --cluster-node-timeout 2000 --save '' \
+        --appendonly no --dir "$d" --logfile "$d/redis.log" --daemonize no &
+      pid=$!
+      PIDS+=("$pid")
+      if wait_until_up "$p" "$pid"; then break; fi
+      log "redis-server on $p did not start ($(tail -1 "$d/redis.log")); another port"
+      stop "$pid"
+      [ "$tries" -lt 5 ] || die "cannot start redis-server"
+    done
+    REDIS_PIDS+=("$pid")
+    REDIS_PORTS+=("$p")
+  done
+  local addrs=()
+  for p in "${REDIS_PORTS[@]}"; do addrs+=("127.0.0.1:$p"); done
+  redis-cli --cluster create "${addrs[@]}" --cluster-replicas 1 --cluster-yes >"$TMP/create.log" 2>&1 ||
+    die "redis-cli --cluster create failed: $(cat "$TMP/create.log")"
+  cluster_ok() {
+    local q
+    for q in "${REDIS_PORTS[@]}"; do
+      [[ "$(redis-cli -p "$q" cluster info)" == *cluster_state:ok* ]] || return 1
+      [ "$(redis-cli -p "$q" cluster nodes | wc -l)" -eq 6 ] || return 1
+    done
+  }
+  wait_for 60 "cluster_state:ok on all 6 nodes" cluster_ok
+  # A few keys so INFO keyspace is not empty.
+  for i in $(seq 1 200); do redis-cli -c -p "${REDIS_PORTS[0]}" set "key:$i" "v$i" >/dev/null; done
+  sleep 2
+}
+
+reset_redis_stats() {
+  local p
+  for p in "${REDIS_PORTS[@]}"; do redis-cli -p "$p" config resetstat >/dev/null; done
+}
+
+# Sums INFO commandstats over the 6 nodes and prints "usec_total conns node_polls calls_by_cmd".
+# Not counted: CONFIG RESETSTAT (the bench's), REPLCONF and PING (replication traffic between
+# masters and replicas, present whatever the exporter does; neither exporter sends PING). The two
+# redis-cli connections per node that read the stats are subtracted from the connection count.
+redis_totals() {
+  local p out
+  out=$(for p in "${REDIS_PORTS[@]}"; do
+    redis-cli -p "$p" info commandstats
+    redis-cli -p "$p" info stats
+  done)
+  echo "$out" | tr -d '\r' | awk -F'[:,=]' '
+    /^cmdstat_/ {
+      cmd = substr($1, 9)
+      if (cmd == "config|resetstat" || cmd == "replconf" || cmd == "ping") next
+      calls[cmd] += $3; usec[cmd] += $5; total += $5
+    }
+    /^total_connections_received:/ { conns += $2 - 2 }
+    END {
+      list = ""
+      for (c in calls) list = list c "=" calls[c] "/" usec[c] "us "
+      printf "%d %d %d %s\n", total, conns, calls["cluster|info"], list
+    }'
+}
+
+scrape_loop_ours() { # url, count file
+  local n=0
+  while :; do
+    curl -s -o /dev/null "$1" && n=$((n + 1))
+    echo "$n" >"$2"
+    sleep 1
+  done
+}
+
+scrape_loop_theirs() { # base url, count file
+  local n=0 p
+  while :; do
+    for p in "${REDIS_PORTS[@]}"; do
+      curl -s -o /dev/null "$1/scrape?target=redis://127.0.0.1:$p" &
+    done
+    wait
+    n=$((n + ${#REDIS_PORTS[@]}))
+    echo "$n" >"$2"
+    sleep 1
+  done
+}
+
+COMPARE_ROWS=()
+compare() {
+  [ -x "$REDIS_EXPORTER" ] || die "$REDIS_EXPORTER not found (apt-get install prometheus-redis-exporter)"
+  log "starting a 6-node redis-server cluster"
+  [ ${#REDIS_PORTS[@]} -gt 0 ] || start_real_cluster
+  local dir="$TMP/compare" c0 c1 loop tot usec conns polls cmds cpu
+  mkdir -p "$dir"
+
+  log "this exporter, ${BENCH_SECONDS}s"
+  reset_redis_stats
+  start_exporter "$dir" "redis://127.0.0.1:${REDIS_PORTS[0]}"
+  c0=0 # from the process start: both exporters are charged their start-up
+  scrape_loop_ours "$EXP_URL/metrics" "$dir/ours.count" &
+  loop=$!
+  PIDS+=("$loop")
+  sleep "$BENCH_SECONDS"
+  stop "$loop"
+  c1=$(cpu_s "$EXP_PID")
+  local hwm
+  hwm=$(hwm_kb "$EXP_PID")
+  stop "$EXP_PID"
+  read -r usec conns polls cmds < <(redis_totals)
+  cpu=$(delta "$c0" "$c1")
+  COMPARE_ROWS+=("$(printf '%-26s %10s %10s %12s %12s %9s %8s' redis-cluster-exporter "$polls" \
+    "$(fmt "$cpu" %.3f)" "$(awk -v c="$cpu" -v n="$polls" 'BEGIN {printf "%.1f", c / n * 1e6}')" \
+    "$(awk -v u="$usec" -v n="$polls" 'BEGIN {printf "%.1f", u / n}')" "$conns" \
+    "$(awk -v k="$hwm" 'BEGIN {printf "%.1f", k / 1024}')")")
+  OURS_CMDS=$cmds
+  OURS_CPU_PER=$(awk -v c="$cpu" -v n="$polls" 'BEGIN {print c / n}')
+  OURS_REDIS_PER=$(awk -v u="$usec" -v n="$polls" 'BEGIN {print u / n}')
+
+  log "prometheus-redis-exporter (multi-target /scrape), ${BENCH_SECONDS}s"
+  reset_redis_stats
+  local rport
+  rport=$(free_port)
+  "$REDIS_EXPORTER" --redis.addr= --web.listen-address "127.0.0.1:$rport" >"$dir/redis_exporter.log" 2>&1 &
+  local rpid=$!
+  PIDS+=("$rpid")
+  THEIRS_URL="http://127.0.0.1:$rport"
+  wait_for 30 "redis_exporter" curl -sf -o /dev/null "$THEIRS_URL/metrics"
+  c0=0
+  scrape_loop_theirs "$THEIRS_URL" "$dir/theirs.count" &
+  loop=$!
+  PIDS+=("$loop")
+  sleep "$BENCH_SECONDS"
+  stop "$loop"
+  c1=$(cpu_s "$rpid")
+  hwm=$(hwm_kb "$rpid")
+  THEIRS_PID=$rpid
+  read -r usec conns _ cmds < <(redis_totals)
+  local scrapes
+  scrapes=$(cat "$dir/theirs.count")
+  cpu=$(delta "$c0" "$c1")
+  COMPARE_ROWS+=("$(printf '%-26s %10s %10s %12s %12s %9s %8s' prometheus-redis-exporter "$scrapes" \
+    "$(fmt "$cpu" %.3f)" "$(awk -v c="$cpu" -v n="$scrapes" 'BEGIN {printf "%.1f", c / n * 1e6}')" \
+    "$(awk -v u="$usec" -v n="$scrapes" 'BEGIN {printf "%.1f", u / n}')" "$conns" \
+    "$(awk -v k="$hwm" 'BEGIN {printf "%.1f", k / 1024}')")")
+  THEIRS_CMDS=$cmds
+  local theirs_cpu_per theirs_redis_per
+  theirs_cpu_per=$(awk -v c="$cpu" -v n="$scrapes" 'BEGIN {print c / n}')
+  theirs_redis_per=$(awk -v u="$usec" -v n="$scrapes" 'BEGIN {print u / n}')
+
+  say ""
+  say "Side by side on one 6-node redis-server $(redis-server --version | awk '{print $3}' | tr -d v=) cluster, ${BENCH_SECONDS}s each"
+  say "$(printf '%-26s %10s %10s %12s %12s %9s %8s' exporter node-polls cpu_s 'cpu_us/poll' \
+    'redis_us/poll' conns rss_MB)"
+  local r
+  for r in "${COMPARE_ROWS[@]}"; do say "$r"; done
+  say "commands (calls/usec summed over the 6 nodes):"
+  say "  ours:   $OURS_CMDS"
+  say "  theirs: $THEIRS_CMDS"
+  say "ratios: exporter CPU per node-poll theirs/ours = $(awk -v a="$theirs_cpu_per" -v b="$OURS_CPU_PER" 'BEGIN {printf "%.1f", a / b}') (target >= 15);" \
+    "Redis time per node-poll theirs/ours = $(awk -v a="$theirs_redis_per" -v b="$OURS_REDIS_PER" 'BEGIN {printf "%.1f", a / b}') (target >= 4)"
+  say "(node-polls: ours = CLUSTER INFO calls, one per node per round; theirs = /scrape requests."
+  say " conns: total_connections_received delta summed over the nodes, the bench's own redis-cli"
+  say " connections subtracted; rss_MB: VmHWM)"
+}
+
+# ------------------------------------------------------------------------------------------
+# p50 and p99 in ms of GET url under $WRK_CONNECTIONS concurrent connections.
+latency_of() {
+  local url=$1
+  if command -v wrk >/dev/null; then
+    wrk -c"$WRK_CONNECTIONS" -t2 -d"${WRK_SECONDS}s" --latency "$url" 2>&1 | tee "$TMP/wrk.out" |
+      awk '
+        function ms(v) {
+          if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000
+          if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0
+          if (v ~ /s$/) return substr(v, 1, length(v) - 1) * 1000
+          return v
+        }
+        /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) }
+        /Requests\/sec/ { rps = $2 }
+        /Non-2xx/ { bad = $NF }
+        END { printf "%.2f %.2f %.0f %s\n", p50, p99, rps, bad == "" ? 0 : bad }'
+  else
+    seq 1 $((WRK_CONNECTIONS * 40)) | xargs -P"$WRK_CONNECTIONS" -I{} \
+      curl -s -o /dev/null -w '%{time_total}\n' "$url" | sort -n |
+      awk '{a[NR] = $1 * 1000} END {printf "%.2f %.2f - 0\n", a[int(NR * 0.5)], a[int(NR * 0.99)]}'
+  fi
+}
+
+latency() {
+  command -v wrk >/dev/null || log "wrk not installed: parallel curl instead (apt-get install wrk)"
+  [ ${#REDIS_PORTS[@]} -gt 0 ] || start_real_cluster
+  local dir="$TMP/latency" res rows=()
+  mkdir -p "$dir/ours6" "$dir/sim"
+  start_exporter "$dir/ours6" "redis://127.0.0.1:${REDIS_PORTS[0]}"
+  sleep 3
+  res=$(latency_of "$EXP_URL/metrics")
+  rows+=("$(printf '%-44s %8s %8s %9s %9s' "redis-cluster-exporter /metrics, 6 nodes" $res)")
+  stop "$EXP_PID"
+
+  start_sim "$LAT_NODES" "$dir/sim"
+  start_exporter "$dir/sim" "redis://127.0.0.1:${SIM_PORTS[0]}"
+  wait_for 120 "all $LAT_NODES nodes up" all_up "$EXP_URL" "$LAT_NODES"
+  sleep 3
+  local idle_hwm
+  idle_hwm=$(hwm_kb "$EXP_PID")
+  res=$(latency_of "$EXP_URL/metrics")
+  rows+=("$(printf '%-44s %8s %8s %9s %9s' "redis-cluster-exporter /metrics, sim $LAT_NODES nodes" $res)")
+  LAT_RSS="RSS at $LAT_NODES nodes: $(awk -v k="$idle_hwm" 'BEGIN {printf "%.1f", k / 1024}') MB peak before the load, $(awk -v k="$(hwm_kb "$EXP_PID")" 'BEGIN {printf "%.1f", k / 1024}') MB after"
+  stop "$EXP_PID" "$SIM_PID"
+
+  local rport rpid
+  rport=$(free_port)
+  "$REDIS_EXPORTER" --redis.addr= --web.listen-address "127.0.0.1:$rport" >"$dir/redis_exporter.log" 2>&1 &
+  rpid=$!
+  PIDS+=("$rpid")
+  wait_for 30 "redis_exporter" curl -sf -o /dev/null "http://127.0.0.1:$rport/metrics"
+  res=$(latency_of "http://127.0.0.1:$rport/scrape?target=redis://127.0.0.1:${REDIS_PORTS[0]}")
+  rows+=("$(printf '%-44s %8s %8s %9s %9s' "prometheus-redis-exporter /scrape, 1 node" $res)")
+  stop "$rpid"
+
+  say ""
+  say "/metrics latency, $WRK_CONNECTIONS concurrent connections for ${WRK_SECONDS}s (wrk -t2, same 2 cores)"
+  say "$(printf '%-44s %8s %8s %9s %9s' target p50_ms p99_ms req/s non-2xx)"
+  local r
+  for r in "${rows[@]}"; do say "$r"; done
+  say "$LAT_RSS"
+}
+
+# ------------------------------------------------------------------------------------------
+command -v jq >/dev/null || die "jq is needed"
+build
+say "redis-cluster-exporter bench $(date -u +%FT%TZ), git $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo '+dirty')"
+say "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews wall times, not CPU seconds)"
+say "machine: $(nproc) CPUs, $(lscpu | awk -F': +' '/Model name/ && !m {m = $2} END {print m}'), $(free -g | awk '/^Mem:/ {print $2}') GiB, kernel $(uname -r)"
+case "$WHAT" in
+scale) scale ;;
+compare) compare ;;
+latency) latency ;;
+all)
+  scale
+  compare
+  latency
+  ;;
+esac
+say ""
+say "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+say "report: $REPORT"
