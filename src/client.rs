@@ -196,7 +196,9 @@ fn text_of(value: Option<Value>) -> Result<String, PollFailure> {
         return Err(failure(FailureReason::Protocol, "pipeline reply too short"));
     };
     match value {
-        Value::BulkString(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+        // Valid UTF-8 (the normal case) is taken as is, without a copy.
+        Value::BulkString(bytes) => Ok(String::from_utf8(bytes)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())),
         Value::SimpleString(s) => Ok(s),
         Value::VerbatimString { text, .. } => Ok(text),
         Value::ServerError(e) => {

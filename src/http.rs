@@ -61,12 +61,46 @@ fn wants_openmetrics(headers: &HeaderMap) -> bool {
         .any(|v| v.contains("application/openmetrics-text"))
 }
 
+/// True when the client accepts a gzipped body (Prometheus always does).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|enc| {
+            let mut parts = enc.split(';');
+            parts
+                .next()
+                .is_some_and(|e| e.trim().eq_ignore_ascii_case("gzip"))
+                && !parts.any(|p| p.trim().replace(' ', "") == "q=0")
+        })
+}
+
 async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     let rendered = shared.rendered();
-    let (body, content_type) = if wants_openmetrics(&headers) {
-        (rendered.openmetrics.clone(), OPENMETRICS_CONTENT_TYPE)
+    let openmetrics = wants_openmetrics(&headers);
+    let content_type = if openmetrics {
+        OPENMETRICS_CONTENT_TYPE
     } else {
-        (rendered.text.clone(), TEXT_CONTENT_TYPE)
+        TEXT_CONTENT_TYPE
+    };
+    if accepts_gzip(&headers) {
+        let body = rendered.gzipped(openmetrics);
+        return (
+            [
+                (header::CONTENT_TYPE, content_type),
+                (header::CONTENT_ENCODING, "gzip"),
+                (header::VARY, "Accept-Encoding"),
+            ],
+            body,
+        )
+            .into_response();
+    }
+    let body = if openmetrics {
+        rendered.openmetrics.clone()
+    } else {
+        rendered.text.clone()
     };
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }

@@ -164,6 +164,30 @@ pub struct Rendered {
     pub openmetrics: bytes::Bytes,
     /// Classic Prometheus text format.
     pub text: bytes::Bytes,
+    /// Gzipped copies, made by the first scrape that asks for one and shared by the rest.
+    gzipped: [std::sync::OnceLock<bytes::Bytes>; 2],
+}
+
+impl Rendered {
+    /// The gzipped body of one format (compressed once per poll, on first use).
+    pub fn gzipped(&self, openmetrics: bool) -> bytes::Bytes {
+        let (cell, plain) = if openmetrics {
+            (&self.gzipped[1], &self.openmetrics)
+        } else {
+            (&self.gzipped[0], &self.text)
+        };
+        cell.get_or_init(|| {
+            use std::io::Write;
+            let mut gz = flate2::write::GzEncoder::new(
+                Vec::with_capacity(plain.len() / 8),
+                flate2::Compression::fast(),
+            );
+            // Writing into a Vec cannot fail.
+            let _ = gz.write_all(plain);
+            gz.finish().unwrap_or_default().into()
+        })
+        .clone()
+    }
 }
 
 /// Collects samples per family and registers each family once.
@@ -568,6 +592,7 @@ pub fn render(snapshot: &Snapshot, persistent: &ExporterMetrics, cluster: &str) 
     Rendered {
         openmetrics: openmetrics.into(),
         text: text.into(),
+        gzipped: Default::default(),
     }
 }
 

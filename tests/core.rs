@@ -509,3 +509,39 @@ fn bad_flags_exit_2_with_one_line() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(!err.contains("hunter2"), "{err}");
 }
+
+#[test]
+fn metrics_are_gzipped_for_clients_that_ask() {
+    let cluster = RedisCluster::start(ClusterOptions::default());
+    let e = start_exporter(&cluster.seed_url(), &[]);
+    wait_metrics(&e, Duration::from_secs(10), "6 nodes", |b| {
+        metric_samples(b, "redis_up").len() == 6
+    });
+    // curl --compressed sends Accept-Encoding: gzip and inflates the body, as Prometheus does.
+    let out = Command::new("curl")
+        .args(["-s", "--compressed", "-D", "-", &e.url("/metrics")])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(text.contains("content-encoding: gzip"), "{text}");
+    assert!(text.contains("redis_cluster_node_info{"), "inflated body");
+    let raw = Command::new("curl")
+        .args(["-s", "-H", "Accept-Encoding: gzip", &e.url("/metrics")])
+        .output()
+        .unwrap();
+    assert!(
+        raw.stdout.len() * 3 < metrics(&e).len(),
+        "compressed on the wire"
+    );
+    assert!(
+        !String::from_utf8_lossy(
+            &Command::new("curl")
+                .args(["-s", "-D", "-", &e.url("/metrics")])
+                .output()
+                .unwrap()
+                .stdout
+        )
+        .to_lowercase()
+        .contains("content-encoding")
+    );
+}
