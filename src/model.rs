@@ -223,9 +223,12 @@ impl Snapshot {
     }
 }
 
+/// Slot ranges one observer assigns, as `(first, last, owner id)`, sorted.
+type Claims<'a> = Vec<(u16, u16, &'a str)>;
+
 /// The ordered list of `(first, last, owner)` claims one observer makes.
-fn slot_claims(nodes: &ClusterNodes) -> Vec<(u16, u16, &str)> {
-    let mut claims: Vec<(u16, u16, &str)> = nodes
+fn slot_claims(nodes: &ClusterNodes) -> Claims<'_> {
+    let mut claims: Claims<'_> = nodes
         .nodes
         .iter()
         .filter(|n| n.flags.master && !n.flags.handshake)
@@ -327,53 +330,70 @@ pub fn derive_view(observations: &BTreeMap<String, NodeObservation>) -> ClusterV
     }
 
     // Slot map: for every slot the claim with the highest config epoch across observers wins,
-    // as the cluster itself resolves conflicts.
-    let mut owner: Vec<Option<(&str, u64)>> = vec![None; usize::from(SLOT_COUNT)];
-    // Observers normally agree: only distinct claim lists are applied slot by slot.
-    let mut distinct: Vec<Vec<(u16, u16, &str)>> = Vec::new();
+    // as the cluster itself resolves conflicts. Observers normally agree, and then the one claim
+    // list is the map; only disagreeing lists are merged slot by slot.
+    let mut distinct: Vec<(Claims, &NodeData)> = Vec::new();
     for (_, data) in &reachable {
         let claims = slot_claims(&data.nodes);
-        if distinct.contains(&claims) {
-            continue;
+        if !distinct.iter().any(|(c, _)| *c == claims) {
+            distinct.push((claims, data));
         }
-        let epochs: HashMap<&str, u64> = data
-            .nodes
-            .nodes
-            .iter()
-            .map(|l| (l.id.as_str(), l.config_epoch))
-            .collect();
-        for &(start, end, id) in &claims {
-            let epoch = epochs.get(id).copied().unwrap_or(0);
-            for slot in start..=end {
-                if let Some(cell) = owner.get_mut(usize::from(slot)) {
-                    match cell {
-                        Some((_, e)) if *e >= epoch => {}
-                        _ => *cell = Some((id, epoch)),
+    }
+    view.consistent = distinct.len() <= 1;
+    let mut owned: BTreeMap<&str, Vec<SlotRange>> = BTreeMap::new();
+    if let [(claims, _)] = distinct.as_slice() {
+        for &(start, end, id) in claims {
+            let ranges = owned.entry(id).or_default();
+            match ranges.last_mut() {
+                Some(last) if u32::from(last.end) + 1 == u32::from(start) => last.end = end,
+                _ => ranges.push(SlotRange { start, end }),
+            }
+        }
+    } else {
+        let mut owner: Vec<Option<(&str, u64)>> = vec![None; usize::from(SLOT_COUNT)];
+        for (claims, data) in &distinct {
+            let epochs: HashMap<&str, u64> = data
+                .nodes
+                .nodes
+                .iter()
+                .map(|l| (l.id.as_str(), l.config_epoch))
+                .collect();
+            for &(start, end, id) in claims {
+                let epoch = epochs.get(id).copied().unwrap_or(0);
+                for slot in start..=end {
+                    if let Some(cell) = owner.get_mut(usize::from(slot)) {
+                        match cell {
+                            Some((_, e)) if *e >= epoch => {}
+                            _ => *cell = Some((id, epoch)),
+                        }
                     }
                 }
             }
         }
-        distinct.push(claims);
-    }
-    view.consistent = distinct.len() <= 1;
-    let mut owned: BTreeMap<&str, Vec<u16>> = BTreeMap::new();
-    for (slot, cell) in (0..SLOT_COUNT).zip(owner.iter()) {
-        match cell {
-            Some((id, _)) => owned.entry(id).or_default().push(slot),
-            None => view.uncovered_slots += 1,
+        let mut slots: BTreeMap<&str, Vec<u16>> = BTreeMap::new();
+        for (slot, cell) in (0..SLOT_COUNT).zip(owner.iter()) {
+            if let Some((id, _)) = cell {
+                slots.entry(id).or_default().push(slot);
+            }
         }
+        owned = slots
+            .into_iter()
+            .map(|(id, s)| (id, slots_to_ranges(s)))
+            .collect();
     }
-    for (id, slots) in owned {
-        let count = slots.len();
+    let covered: u32 = owned.values().flatten().map(SlotRange::len).sum();
+    view.uncovered_slots = u32::from(SLOT_COUNT).saturating_sub(covered);
+    for (id, ranges) in owned {
+        let count: u32 = ranges.iter().map(SlotRange::len).sum();
         let served = view
             .nodes
             .get(id)
             .is_some_and(|n| !n.is_failed() && (n.reachable || !observed(observations, n)));
         if let Some(node) = view.nodes.get_mut(id) {
-            node.slots = slots_to_ranges(slots);
+            node.slots = ranges;
         }
         if !served {
-            view.uncovered_slots += u32::try_from(count).unwrap_or(u32::MAX);
+            view.uncovered_slots += count;
         }
     }
 

@@ -271,7 +271,7 @@ impl Poller {
             .iter()
             .filter_map(NodeObservation::data)
             .flat_map(|d| d.nodes.nodes.iter())
-            .filter(|l| !l.flags.handshake)
+            .filter(|l| !l.flags.handshake && !self.known_ids.contains(l.id.as_str()))
             .filter_map(|l| l.addr.as_ref().map(ToString::to_string))
             .filter(|a| !targets.contains(a))
             .collect();

@@ -126,13 +126,18 @@ fn one_seed_shows_every_node_with_roles_state_memory_and_lag() {
         metric_value(&body, "redis_cluster_slots_uncovered", &[]),
         Some(0.0)
     );
-    // Masters list their replicas the way redis_exporter labels them.
-    let slaves = metric_samples(&body, "redis_connected_slave_offset_bytes");
-    assert_eq!(slaves.len(), 3, "{slaves:?}");
-    assert!(
-        slaves
-            .iter()
-            .all(|(l, _)| l["slave_state"] == "online" && l.contains_key("slave_ip"))
+    // Masters list their replicas the way redis_exporter labels them (a replica that just
+    // attached may still be in wait_bgsave for a moment).
+    let body = wait_metrics(&e, Duration::from_secs(10), "3 online replicas", |b| {
+        let slaves = metric_samples(b, "redis_connected_slave_offset_bytes");
+        slaves.len() == 3
+            && slaves
+                .iter()
+                .all(|(l, _)| l["slave_state"] == "online" && l.contains_key("slave_ip"))
+    });
+    assert_eq!(
+        metric_samples(&body, "redis_connected_slave_lag_seconds").len(),
+        3
     );
 
     // Keys written through the cluster show up per db, with redis_exporter's db label.

@@ -272,6 +272,27 @@ impl Detector {
     /// Failovers and slot moves. Returns the ids promoted by a failover in this poll.
     fn slot_changes(&mut self, snap: &Snapshot, events: &mut Vec<NewEvent>) -> HashSet<String> {
         let view = &snap.view;
+        // Nearly every poll: every member owns exactly what it owned before.
+        let same_slots = |slots: &[SlotRange], before: &[(u16, u16)]| {
+            slots.len() == before.len()
+                && slots
+                    .iter()
+                    .zip(before)
+                    .all(|(r, b)| (r.start, r.end) == *b)
+        };
+        let unchanged = view.nodes.values().all(|n| {
+            self.topology
+                .nodes
+                .get(&n.id)
+                .map_or(n.slots.is_empty(), |t| same_slots(&n.slots, &t.slots))
+        }) && self
+            .topology
+            .nodes
+            .iter()
+            .all(|(id, t)| t.slots.is_empty() || view.nodes.contains_key(id));
+        if unchanged {
+            return HashSet::new();
+        }
         let before = owners(
             self.topology
                 .nodes
