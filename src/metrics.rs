@@ -4,6 +4,8 @@
 
 use crate::model::{Role, Snapshot, replication_lags};
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -17,7 +19,6 @@ use std::time::UNIX_EPOCH;
 /// Label set of one series.
 pub type Labels = Vec<(&'static str, String)>;
 type GaugeF = Gauge<f64, AtomicU64>;
-type CounterF = Counter<f64, AtomicU64>;
 
 /// Content type of the classic text format.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -195,13 +196,45 @@ struct Builder<'a> {
     reg: &'a mut Registry,
 }
 
+/// Values read from Redis for one family, encoded in the order given. Unlike a live `Family`
+/// there is no hashing, locking or atomic per series: the set is built once per poll. Callers
+/// give each label set once (series keyed by a view member's address are deduplicated first).
+#[derive(Debug)]
+struct Samples {
+    counter: bool,
+    samples: Vec<(Labels, f64)>,
+}
+
+impl EncodeMetric for Samples {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        for (labels, value) in &self.samples {
+            let mut series = encoder.encode_family(labels)?;
+            if self.counter {
+                series.encode_counter::<NoLabelSet, f64, f64>(&value.max(0.0), None)?;
+            } else {
+                series.encode_gauge(value)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        if self.counter {
+            MetricType::Counter
+        } else {
+            MetricType::Gauge
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+}
+
 impl Builder<'_> {
     fn gauge(&mut self, name: &str, help: &str, samples: impl IntoIterator<Item = (Labels, f64)>) {
-        let family = Family::<Labels, GaugeF>::default();
-        for (labels, value) in samples {
-            family.get_or_create(&labels).set(value);
-        }
-        self.reg.register(name, help, family);
+        let samples = samples.into_iter().collect();
+        self.reg.register(name, help, Samples { counter: false, samples });
     }
 
     fn counter(
@@ -210,11 +243,8 @@ impl Builder<'_> {
         help: &str,
         samples: impl IntoIterator<Item = (Labels, f64)>,
     ) {
-        let family = Family::<Labels, CounterF>::default();
-        for (labels, value) in samples {
-            family.get_or_create(&labels).inc_by(value.max(0.0));
-        }
-        self.reg.register(name, help, family);
+        let samples = samples.into_iter().collect();
+        self.reg.register(name, help, Samples { counter: true, samples });
     }
 }
 
@@ -344,8 +374,12 @@ pub fn render(snapshot: &Snapshot, persistent: &ExporterMetrics, cluster: &str) 
     );
     // Members without a known address (noaddr) cannot be told apart by `addr`: they appear in
     // redis_cluster_node_info (with node_id) only.
-    let addressed: Vec<&crate::model::ViewNode> =
+    // One member per address: a node reset at the same address (new id) can linger under its
+    // old id until forgotten; the one that answers (or is not failed) keeps the address.
+    let mut addressed: Vec<&crate::model::ViewNode> =
         view.nodes.values().filter(|n| n.addr.is_some()).collect();
+    addressed.sort_by_key(|n| (n.addr.clone(), !n.reachable, n.is_failed()));
+    addressed.dedup_by(|a, b| a.addr == b.addr);
     out.gauge(
         "redis_cluster_node_slots",
         "Slots the member owns in the cluster-wide slot map",
@@ -519,9 +553,13 @@ pub fn render(snapshot: &Snapshot, persistent: &ExporterMetrics, cluster: &str) 
     out.gauge(
         "redis_replication_lag_bytes",
         "Master's replication offset minus the replica's, both from the same poll",
-        replication_lags(snapshot)
-            .into_iter()
-            .map(|(r, m, lag)| (vec![("addr", r), ("master_addr", m)], lag as f64)),
+        {
+            let mut lags = replication_lags(snapshot);
+            lags.sort();
+            lags.dedup_by(|a, b| a.0 == b.0);
+            lags.into_iter()
+                .map(|(r, m, lag)| (vec![("addr", r), ("master_addr", m)], lag as f64))
+        },
     );
     out.gauge(
         "redis_connected_clients",
