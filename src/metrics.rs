@@ -234,7 +234,14 @@ impl EncodeMetric for Samples {
 impl Builder<'_> {
     fn gauge(&mut self, name: &str, help: &str, samples: impl IntoIterator<Item = (Labels, f64)>) {
         let samples = samples.into_iter().collect();
-        self.reg.register(name, help, Samples { counter: false, samples });
+        self.reg.register(
+            name,
+            help,
+            Samples {
+                counter: false,
+                samples,
+            },
+        );
     }
 
     fn counter(
@@ -244,7 +251,14 @@ impl Builder<'_> {
         samples: impl IntoIterator<Item = (Labels, f64)>,
     ) {
         let samples = samples.into_iter().collect();
-        self.reg.register(name, help, Samples { counter: true, samples });
+        self.reg.register(
+            name,
+            help,
+            Samples {
+                counter: true,
+                samples,
+            },
+        );
     }
 }
 
