@@ -51,9 +51,10 @@ impl Bound {
     }
 }
 
-/// The port range random ports are drawn from: below the kernel's ephemeral range (so outgoing
-/// connections never squat on them) when there is room, as the test harness does.
-fn port_range() -> (u16, u16) {
+/// The range random test ports are drawn from: `p` and `p + 10000` (a cluster node's bus port)
+/// both stay below the kernel's ephemeral range when there is room, so outgoing connections never
+/// squat on them; else 20000..45000. Shared with the test harness.
+pub fn port_range() -> (u16, u16) {
     let low = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
@@ -68,7 +69,10 @@ fn port_range() -> (u16, u16) {
     }
 }
 
-fn lock_port(port: u16) -> Option<File> {
+/// Takes the cross-process advisory lock on a port (a file in the temp dir, released when the
+/// returned file is dropped or the process exits), so parallel test processes and simulators
+/// never pick the same port. `None` when another process holds it.
+pub fn lock_port(port: u16) -> Option<File> {
     let dir = std::env::temp_dir().join("redis-cluster-exporter-test-ports");
     fs::create_dir_all(&dir).ok()?;
     let f = OpenOptions::new()

@@ -12,7 +12,7 @@
 
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::hash::{BuildHasher, Hasher};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -113,38 +113,9 @@ fn registry() -> &'static Mutex<PortRegistry> {
     })
 }
 
-/// Range `p` is drawn from. Both `p` and `p + 10000` stay below the kernel's ephemeral range
-/// when there is room (so outgoing connections never squat on them), else 20000..45000.
-fn port_range() -> (u16, u16) {
-    let low = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .next()
-                .and_then(|x| x.parse::<u32>().ok())
-        })
-        .unwrap_or(32768);
-    if low >= 10000 + 11000 + 2000 {
-        (11000, (low - 10000) as u16)
-    } else {
-        (20000, 45000)
-    }
-}
-
-fn lock_port_file(port: u16) -> Option<File> {
-    let dir = std::env::temp_dir().join("redis-cluster-exporter-test-ports");
-    fs::create_dir_all(&dir).ok()?;
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join(format!("{port}.lock")))
-        .ok()?;
-    match f.try_lock() {
-        Ok(()) => Some(f),
-        Err(_) => None,
-    }
-}
+// The port range and the lock-file protocol are the simulator's, so harness and simulator
+// processes running side by side never pick the same port.
+use redis_cluster_exporter::sim::server::{lock_port as lock_port_file, port_range};
 
 fn can_bind(port: u16) -> bool {
     TcpListener::bind(("127.0.0.1", port)).is_ok()
