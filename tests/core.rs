@@ -6,7 +6,7 @@ mod common;
 
 use common::{
     ClusterOptions, Exporter, RedisCluster, RedisStandalone, http_get, http_get_with_headers,
-    metric_samples, metric_value, wait_until,
+    metric_samples, metric_value, up_count, wait_until,
 };
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -46,11 +46,7 @@ fn one_seed_shows_every_node_with_roles_state_memory_and_lag() {
     let replica = cluster.replicas()[0];
     let e = start_exporter(&format!("redis://{}", cluster.addr(replica)), &[]);
     let body = wait_metrics(&e, Duration::from_secs(10), "all 6 nodes up", |b| {
-        metric_samples(b, "redis_up")
-            .iter()
-            .filter(|(_, v)| *v == 1.0)
-            .count()
-            == 6
+        up_count(b) == 6
     });
 
     for i in 0..cluster.node_count() {
@@ -253,11 +249,7 @@ fn killed_node_goes_down_quickly_while_others_stay_fresh() {
     let mut cluster = RedisCluster::start(ClusterOptions::default());
     let e = start_exporter(&cluster.seed_url(), &[]);
     wait_metrics(&e, Duration::from_secs(10), "6 nodes up", |b| {
-        metric_samples(b, "redis_up")
-            .iter()
-            .filter(|(_, v)| *v == 1.0)
-            .count()
-            == 6
+        up_count(b) == 6
     });
     let victim = cluster.replicas()[0];
     let addr = cluster.addr(victim);
@@ -281,10 +273,7 @@ fn killed_node_goes_down_quickly_while_others_stay_fresh() {
     wait_metrics(&e, Duration::from_secs(3), "connect errors", |b| {
         errors(b, "connect").is_some()
     });
-    let up = metric_samples(&body, "redis_up")
-        .iter()
-        .filter(|(_, v)| *v == 1.0)
-        .count();
+    let up = up_count(&body);
     assert_eq!(up, 5);
     // The other nodes' values keep moving: their uptime and the poll timestamp advance.
     let t0 = metric_value(&body, "redis_exporter_last_poll_timestamp_seconds", &[]).unwrap();
@@ -293,13 +282,7 @@ fn killed_node_goes_down_quickly_while_others_stay_fresh() {
     assert!(
         metric_value(&later, "redis_exporter_last_poll_timestamp_seconds", &[]).unwrap() > t0 + 0.5
     );
-    assert_eq!(
-        metric_samples(&later, "redis_up")
-            .iter()
-            .filter(|(_, v)| *v == 1.0)
-            .count(),
-        5
-    );
+    assert_eq!(up_count(&later), 5);
 }
 
 #[test]
@@ -307,11 +290,7 @@ fn frozen_node_does_not_slow_the_others() {
     let cluster = RedisCluster::start(ClusterOptions::default());
     let e = start_exporter(&cluster.seed_url(), &[]);
     wait_metrics(&e, Duration::from_secs(10), "6 nodes up", |b| {
-        metric_samples(b, "redis_up")
-            .iter()
-            .filter(|(_, v)| *v == 1.0)
-            .count()
-            == 6
+        up_count(b) == 6
     });
     let victim = cluster.masters()[1];
     let addr = cluster.addr(victim);
@@ -338,13 +317,7 @@ fn frozen_node_does_not_slow_the_others() {
                 assert!(secs < 0.2, "{} took {secs}s to poll", labels["addr"]);
             }
         }
-        assert_eq!(
-            metric_samples(&body, "redis_up")
-                .iter()
-                .filter(|(_, v)| *v == 1.0)
-                .count(),
-            5
-        );
+        assert_eq!(up_count(&body), 5);
     }
     let ts = |b: &str| metric_value(b, "redis_exporter_last_poll_timestamp_seconds", &[]).unwrap();
     let a = ts(&metrics(&e));
@@ -435,13 +408,7 @@ fn wrong_password_is_auth_and_never_leaks() {
         &good,
         Duration::from_secs(10),
         "6 nodes up with the password file",
-        |b| {
-            metric_samples(b, "redis_up")
-                .iter()
-                .filter(|(_, v)| *v == 1.0)
-                .count()
-                == 6
-        },
+        |b| up_count(b) == 6,
     );
 }
 

@@ -6,7 +6,7 @@ mod common;
 
 use common::{
     ClusterOptions, Exporter, RedisCluster, free_port, http_get, http_get_with_headers,
-    metric_samples, metric_value, wait_until,
+    metric_samples, metric_value, up_count, wait_until,
 };
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -213,13 +213,6 @@ impl TlsCluster {
     fn seed(&self) -> String {
         format!("rediss://127.0.0.1:{}", self.ports[0])
     }
-}
-
-fn up_count(body: &str) -> usize {
-    metric_samples(body, "redis_up")
-        .iter()
-        .filter(|(_, v)| *v == 1.0)
-        .count()
 }
 
 fn wait_metrics(e: &Exporter, what: &str, f: impl Fn(&str) -> bool) -> String {

@@ -1647,6 +1647,14 @@ pub fn metric_samples(body: &str, name: &str) -> Vec<(BTreeMap<String, String>, 
 }
 
 /// Value of the first sample named `name` whose labels include all of `labels`.
+/// How many nodes `/metrics` reports `redis_up 1` for.
+pub fn up_count(body: &str) -> usize {
+    metric_samples(body, "redis_up")
+        .iter()
+        .filter(|(_, v)| *v == 1.0)
+        .count()
+}
+
 pub fn metric_value(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     metric_samples(body, name)
         .into_iter()
