@@ -124,6 +124,8 @@ async fn index() -> Html<&'static str> {
         env!("CARGO_PKG_VERSION"),
         "</h1><ul>",
         "<li><a href=\"/metrics\">/metrics</a>: Prometheus metrics of every node</li>",
+        "<li><a href=\"/events\">/events</a>: failovers and other cluster events (JSON; ?kind=failover, ?since=ID, ?limit=N)</li>",
+        "<li><a href=\"/events/stream\">/events/stream</a>: the same, live (Server-Sent Events)</li>",
         "<li><a href=\"/health\">/health</a>: liveness</li>",
         "<li><a href=\"/ready\">/ready</a>: 200 once the first poll completed</li>",
         "</ul></body></html>"
