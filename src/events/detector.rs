@@ -16,6 +16,8 @@ const PFAIL_CONFIRM_POLLS: u32 = 2;
 /// Consecutive polls of disagreement about slot owners before `config_conflict` is announced
 /// (gossip makes every failover briefly inconsistent).
 const CONFLICT_CONFIRM_POLLS: u32 = 3;
+/// How long after a failed master answers again its failure still explains a promotion.
+const RECENT_RECOVERY: Duration = Duration::from_secs(30);
 /// Replica samples kept per node to classify a promotion's trigger.
 const REPLICA_SAMPLES: usize = 3;
 
@@ -72,8 +74,13 @@ struct ReplicaSample {
 /// Runtime-only memory of one node (lost on restart, which only costs precision).
 #[derive(Debug, Default)]
 struct History {
+    /// Start of the node's current (or last) failure episode: unreachable or flagged.
     first_failure_seen: Option<SystemTime>,
+    /// The episode included a `fail` flag.
     fail_flag_seen: bool,
+    /// When the episode ended (answering, unflagged). Kept for a while: a master restarted
+    /// quickly can be back before the poll that sees its replica's promotion.
+    recovered_at: Option<SystemTime>,
     last_master_offset: Option<i64>,
     replica_samples: VecDeque<ReplicaSample>,
     pfail_polls: u32,
@@ -235,23 +242,30 @@ impl Detector {
                 .is_some_and(|o| o.result.is_err());
             let flagged = !n.pfail_reporters.is_empty() || !n.fail_reporters.is_empty();
             if flagged || polled_down {
+                if h.recovered_at.take().is_some() {
+                    // A new episode.
+                    h.first_failure_seen = None;
+                    h.fail_flag_seen = false;
+                }
                 h.first_failure_seen.get_or_insert(snap.time);
                 h.fail_flag_seen |= !n.fail_reporters.is_empty();
-            } else if n.reachable {
-                h.first_failure_seen = None;
-                h.fail_flag_seen = false;
+            } else if n.reachable && h.first_failure_seen.is_some() && h.recovered_at.is_none() {
+                h.recovered_at = Some(snap.time);
             }
             if !n.reachable {
                 continue;
             }
             match n.role {
-                Role::Master => {
+                // Only a master serving slots: a failed master restarting empty reports offset
+                // 0 before it learns it was replaced, which is not what it had acknowledged.
+                Role::Master if !n.slots.is_empty() => {
                     // Replica samples are dropped after this poll's detection (see `observe`):
                     // a promotion is classified from the samples taken before it.
                     if let Some(off) = n.repl_offset {
                         h.last_master_offset = Some(off);
                     }
                 }
+                Role::Master => {}
                 Role::Replica => {
                     let ci = snap.data_of(&n.id).map(|d| &d.cluster_info);
                     h.replica_samples.push_back(ReplicaSample {
@@ -369,9 +383,14 @@ impl Detector {
         // The cluster flagged the old master FAIL: the replica won an election on its own. A
         // failing (unreachable or suspected) master rules out a manual failover, which needs the
         // master's cooperation; FORCE and TAKEOVER are told apart by the election messages.
-        let trigger = if old_hist.fail_flag_seen {
+        // A failure episode that ended long before the promotion is not evidence.
+        let failing = old_hist.first_failure_seen.is_some()
+            && old_hist
+                .recovered_at
+                .is_none_or(|r| snap.time.duration_since(r).unwrap_or_default() <= RECENT_RECOVERY);
+        let trigger = if failing && old_hist.fail_flag_seen {
             "automatic"
-        } else if old_hist.first_failure_seen.is_some() {
+        } else if failing {
             match by_counters {
                 "force" | "takeover" => by_counters,
                 _ => "automatic",
@@ -392,7 +411,7 @@ impl Detector {
             (Some(m), Some(r)) => Some((m - r).max(0)),
             _ => None,
         };
-        let first_failure = old_hist.first_failure_seen;
+        let first_failure = old_hist.first_failure_seen.filter(|_| failing);
         let duration = match (trigger, first_failure) {
             ("manual", _) | (_, None) => None,
             (_, Some(t)) => Some(
@@ -1026,6 +1045,37 @@ mod tests {
         let ev = d.observe(&snap(8, &all, &w));
         assert_eq!(kinds(&ev), ["node_recovered", "role_changed"]);
         assert_eq!(ev[1].details["to_master_id"], id('d'));
+    }
+
+    #[test]
+    fn old_master_back_before_the_promotion_is_seen_is_still_automatic() {
+        let mut all = cluster();
+        let mut d = started(&all);
+        let mut w = World {
+            offsets: vec![(id('a'), 900)],
+            ..World::default()
+        };
+        d.observe(&snap(1, &all, &w));
+        w.down = vec![id('a')];
+        d.observe(&snap(2, &all, &w));
+        w.flags = vec![(id('a'), "fail")];
+        d.observe(&snap(3, &all, &w));
+        // The next poll finds d promoted *and* a restarted (empty, offset 0) as its replica.
+        promote(&mut all, 'a', 'd');
+        for n in all.iter_mut() {
+            if n.id == id('a') {
+                n.master_of = Some(id('d'));
+            }
+        }
+        w.down.clear();
+        w.flags.clear();
+        w.offsets = vec![(id('a'), 0), (id('d'), 900)];
+        w.counters = vec![(id('d'), 0, 1)];
+        let ev = d.observe(&snap(5, &all, &w));
+        let f = ev.iter().find(|e| e.kind == "failover").expect("failover");
+        assert_eq!(f.details["trigger"], "automatic");
+        assert_eq!(f.details["duration_seconds"], 3.0);
+        assert_eq!(f.details["last_master_offset_seen"], 900);
     }
 
     #[test]
