@@ -109,11 +109,12 @@ pub struct Seed {
 impl Seed {
     /// `host:port`, the form used for the `addr` label.
     pub fn addr(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
+        // The same form CLUSTER NODES addresses render to, so a seed and a member compare equal.
+        crate::parse::cluster_nodes::NodeAddr {
+            host: self.host.clone(),
+            port: self.port,
         }
+        .to_string()
     }
 }
 
@@ -343,19 +344,26 @@ fn tls_error(
     }
 }
 
-/// Reads every certificate of a PEM file.
+/// Reads every certificate of a PEM file; a file without one is an error. Shared with the
+/// web-config loader.
+pub(crate) fn read_pem_certs(
+    path: &std::path::Path,
+) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| e.to_string())?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    if certs.is_empty() {
+        return Err("no certificate in the file".into());
+    }
+    Ok(certs)
+}
+
 fn read_certs(
     flag: &'static str,
     path: &std::path::Path,
 ) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| tls_error(flag, path, e))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| tls_error(flag, path, e))?;
-    if certs.is_empty() {
-        return Err(tls_error(flag, path, "no certificate in the file"));
-    }
-    Ok(certs)
+    read_pem_certs(path).map_err(|e| tls_error(flag, path, e))
 }
 
 /// Builds the TLS client configuration from the `--tls-*` flags.

@@ -18,8 +18,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::PrivateKeyDer;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::server::TlsStream;
 
 /// Longest a request (other than a live event stream) may take.
@@ -111,9 +111,7 @@ pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
         Some(t) => {
             let cert_path = base.join(&t.cert_file);
             let key_path = base.join(&t.key_file);
-            let certs = CertificateDer::pem_file_iter(&cert_path)
-                .map_err(|e| invalid(format!("cert_file {}: {e}", cert_path.display())))?
-                .collect::<Result<Vec<_>, _>>()
+            let certs = crate::config::read_pem_certs(&cert_path)
                 .map_err(|e| invalid(format!("cert_file {}: {e}", cert_path.display())))?;
             let key = PrivateKeyDer::from_pem_file(&key_path)
                 .map_err(|e| invalid(format!("key_file {}: {e}", key_path.display())))?;
