@@ -557,47 +557,43 @@ impl Detector {
                 0
             };
             let announce = match (t.health, cur) {
-                (Health::Fail, Health::Fail) | (Health::Pfail, Health::Pfail) => None,
-                (_, Health::Fail) => Some(("node_fail", &n.fail_reporters)),
-                (Health::Ok, Health::Pfail) if h.pfail_polls >= PFAIL_CONFIRM_POLLS => {
-                    Some(("node_pfail", &n.pfail_reporters))
-                }
-                (Health::Pfail | Health::Fail, Health::Ok) => {
-                    Some(("node_recovered", &n.pfail_reporters))
-                }
-                _ => None,
+                (old, new) if old == new => false,
+                (_, Health::Fail) => true,
+                (Health::Ok, Health::Pfail) => h.pfail_polls >= PFAIL_CONFIRM_POLLS,
+                (_, Health::Ok) => true,
+                // fail -> fail? is not news: the flag only clears through recovery.
+                (Health::Fail, Health::Pfail) | (Health::Pfail, Health::Pfail) => false,
             };
-            let Some((kind, reporters)) = announce else {
+            if !announce {
                 continue;
-            };
-            t.health = match kind {
-                "node_fail" => Health::Fail,
-                "node_pfail" => Health::Pfail,
-                _ => Health::Ok,
-            };
-            let addr = n.addr.as_deref().unwrap_or("?");
-            let summary = match kind {
-                "node_fail" => format!(
-                    "{} {} ({}) is marked FAIL by {} node(s)",
-                    n.role.as_str(),
-                    short(&n.id),
-                    addr,
-                    reporters.len()
+            }
+            t.health = cur;
+            let (kind, reporters, what) = match cur {
+                Health::Fail => (
+                    "node_fail",
+                    n.fail_reporters.as_slice(),
+                    format!("is marked FAIL by {} node(s)", n.fail_reporters.len()),
                 ),
-                "node_pfail" => format!(
-                    "{} {} ({}) is suspected failing (PFAIL) by {} node(s)",
-                    n.role.as_str(),
-                    short(&n.id),
-                    addr,
-                    reporters.len()
+                Health::Pfail => (
+                    "node_pfail",
+                    n.pfail_reporters.as_slice(),
+                    format!(
+                        "is suspected failing (PFAIL) by {} node(s)",
+                        n.pfail_reporters.len()
+                    ),
                 ),
-                _ => format!(
-                    "{} {} ({}) is no longer flagged failing",
-                    n.role.as_str(),
-                    short(&n.id),
-                    addr
+                Health::Ok => (
+                    "node_recovered",
+                    &[][..],
+                    "is no longer flagged failing".to_string(),
                 ),
             };
+            let summary = format!(
+                "{} {} ({}) {what}",
+                n.role.as_str(),
+                short(&n.id),
+                n.addr.as_deref().unwrap_or("?")
+            );
             events.push(event(
                 snap.time,
                 kind,
