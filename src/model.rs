@@ -249,8 +249,11 @@ pub fn derive_view(observations: &BTreeMap<String, NodeObservation>) -> ClusterV
         .filter_map(|o| Some((o.node_id()?, o.data()?)))
         .collect();
 
-    // The authoritative line per node: its own `myself` line when it answered, else the line
-    // most observers agree on (ties: highest config epoch).
+    // The authoritative line per node: its own `myself` line when it answered, else the newest
+    // line any observer has: the highest config epoch, then the most observers. A node's role,
+    // slots and epoch travel together in its gossip, so the observers that have heard of a
+    // promotion show it as a master at the new epoch while the rest still show the old replica
+    // line; counting heads first would pair the old line with the new slot claim.
     let mut own: HashMap<&str, &NodeLine> = HashMap::new();
     // Every observer's line about each node, with the observer's id.
     let mut seen: HashMap<&str, Vec<(&str, &NodeLine)>> = HashMap::new();
@@ -287,7 +290,7 @@ pub fn derive_view(observations: &BTreeMap<String, NodeObservation>) -> ClusterV
             }
             counts
                 .into_values()
-                .max_by_key(|(n, epoch, _)| (*n, *epoch))
+                .max_by_key(|(n, epoch, _)| (*epoch, *n))
                 .map(|(_, _, l)| l)
         });
         let Some(line) = line else { continue };

@@ -1044,6 +1044,53 @@ mod tests {
     }
 
     #[test]
+    fn promotion_heard_by_a_minority_while_the_new_master_does_not_answer() {
+        // Regression (tests/sim_scale.rs, once in four runs): d is promoted but does not answer
+        // this poll, one observer has heard of it and three have not. The majority's line (d a
+        // replica at its old master's epoch) must not be mixed with the minority's slot claim:
+        // gossip carries a node's role, slots and config epoch together, and the newest of
+        // them (highest epoch) describes d.
+        let old = cluster();
+        let mut d = started(&old);
+        let mut new = old.clone();
+        promote(&mut new, 'a', 'd');
+        let w = World {
+            down: vec![id('a'), id('d')],
+            flags: vec![(id('a'), "fail")],
+            ..World::default()
+        };
+        let fresh = snap(5, &new, &w);
+        let stale = snap(5, &old, &w);
+        let from = |s: &Snapshot, who: &[char]| -> Vec<NodeObservation> {
+            s.observations
+                .values()
+                .filter(|o| o.node_id().is_some_and(|i| who.iter().any(|c| id(*c) == i)))
+                .cloned()
+                .collect()
+        };
+        let mut observations = from(&fresh, &['b']);
+        observations.extend(from(&stale, &['c', 'e', 'f']));
+        observations.extend(
+            fresh
+                .observations
+                .values()
+                .filter(|o| o.result.is_err())
+                .cloned(),
+        );
+        let s = Snapshot::new(fresh.time, fresh.duration, observations);
+        let view_d = &s.view.nodes[&id('d')];
+        assert_eq!(view_d.role, Role::Master);
+        assert_eq!(view_d.config_epoch, 7);
+        let ev = d.observe(&s);
+        let f = ev
+            .iter()
+            .find(|e| e.kind == "failover")
+            .expect("a failover");
+        assert_eq!(f.details["config_epoch"], 7);
+        assert_eq!(f.key, format!("failover/{}/7", id('d')));
+    }
+
+    #[test]
     fn old_master_back_before_the_promotion_is_seen_is_still_automatic() {
         let mut all = cluster();
         let mut d = started(&all);
