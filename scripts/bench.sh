@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Performance benchmarks of redis-cluster-exporter (not part of scripts/test.sh).
 #
-#   scripts/bench.sh [scale|compare|latency|all]      (default: all)
+#   scripts/bench.sh [scale|compare|redis-time|latency|all]      (default: all)
 #
 # scale    the exporter against the cluster simulator (target/release/cluster-sim) at
 #          N = $SCALE_NODES nodes, poll 1 s, node timeout 1 s: CPU seconds per poll round, peak RSS,
@@ -14,15 +14,23 @@
 #          the 6 nodes every 1 s), each for $BENCH_SECONDS: exporter CPU per node-poll, peak RSS,
 #          Redis main-thread usec per node-poll (INFO commandstats after CONFIG RESETSTAT),
 #          connections opened (total_connections_received).
+# redis-time  Redis main-thread time per node per second, side by side, on one master and its
+#          replica of the 6-node cluster: CONFIG RESETSTAT on both, one tool for
+#          $REDIS_TIME_SECONDS, the tool stopped, then INFO commandstats of both: the usec of every
+#          command except the bench's CONFIG RESETSTAT (the INFO that reads them is not in its own
+#          output). This exporter with its default flags (the whole cluster polled every 1 s;
+#          /metrics scraped every 1 s, which costs Redis nothing), then prometheus-redis-exporter
+#          scraped once a second for each of the two nodes (/scrape?target=redis://...), in
+#          separate windows of the same length on the same nodes. Target: ours <= 1/4 of theirs.
 # latency  /metrics latency p50/p99 with $WRK_CONNECTIONS concurrent scrapers (wrk): this
 #          exporter on the 6-node cluster and on the simulator at $LAT_NODES nodes, and
 #          prometheus-redis-exporter's /scrape?target=... on the 6-node cluster.
 #
-# Environment: BENCH_SECONDS (60), SCALE_SECONDS (30), SCALE_NODES ("6 60 100 300 1000"),
-#   SCALE_MODES ("full adaptive"), WRK_SECONDS (10), WRK_CONNECTIONS (50), LAT_NODES (100),
+# Environment: BENCH_SECONDS (60), REDIS_TIME_SECONDS (30), SCALE_SECONDS (30),
+#   SCALE_NODES ("6 60 100 300 1000"), SCALE_MODES ("full adaptive"), WRK_SECONDS (10), WRK_CONNECTIONS (50), LAT_NODES (100),
 #   BENCH_PROFILE=1 (perf record the exporter for 10 s at each N, print the top functions),
 #   SKIP_BUILD=1 (use the existing target/release binaries), BENCH_OUT (target/bench).
-# Needs: cargo, redis-server, redis-cli, curl, jq, prometheus-redis-exporter (compare),
+# Needs: cargo, redis-server, redis-cli, curl, jq, prometheus-redis-exporter (compare, redis-time),
 #   wrk (latency; falls back to parallel curl), perf (BENCH_PROFILE).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +38,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 WHAT=${1:-all}
 BENCH_SECONDS=${BENCH_SECONDS:-60}
+REDIS_TIME_SECONDS=${REDIS_TIME_SECONDS:-30}
 SCALE_SECONDS=${SCALE_SECONDS:-30}
 SCALE_NODES=${SCALE_NODES:-"6 60 100 300 1000"}
 SCALE_MODES=${SCALE_MODES:-"full adaptive"}
@@ -41,8 +50,8 @@ EXPORTER=$PWD/target/release/redis-cluster-exporter
 SIM=$PWD/target/release/cluster-sim
 REDIS_EXPORTER=${REDIS_EXPORTER:-/usr/bin/prometheus-redis-exporter}
 
-case "$WHAT" in scale | compare | latency | all) ;; *)
-  sed -n '2,28p' "$0"
+case "$WHAT" in scale | compare | redis-time | latency | all) ;; *)
+  sed -n '2,34p' "$0"
   exit 2
   ;;
 esac
@@ -143,9 +152,16 @@ sim_send() { "$SIM" --control-port "$SIM_CONTROL" --send "$1"; }
 start_exporter() { # dir, seed urls, extra args... -> sets EXP_PID, EXP_URL
   local dir=$1 seeds=$2
   shift 2
+  start_exporter_defaults "$dir" "$seeds" --poll-interval 1s --node-timeout 1s "$@"
+}
+
+# The exporter with only the flags it cannot do without (seed, listen address, event log).
+start_exporter_defaults() { # dir, seed urls, extra args... -> sets EXP_PID, EXP_URL
+  local dir=$1 seeds=$2
+  shift 2
   local port
   port=$(free_port)
-  (cd "$dir" && exec "$EXPORTER" --redis-addr "$seeds" --poll-interval 1s --node-timeout 1s \
+  (cd "$dir" && exec "$EXPORTER" --redis-addr "$seeds" \
     --listen-address "127.0.0.1:$port" --event-log "$dir/events.jsonl" "$@" \
     >"$dir/exporter.log" 2>&1) &
   EXP_PID=$!
@@ -409,6 +425,122 @@ compare() {
 }
 
 # ------------------------------------------------------------------------------------------
+now_s() { date +%s.%N; }
+
+# GETs every URL given (in parallel) once a second, paced on the wall clock so that a slow
+# answer does not stretch the period; writes the number of rounds to the count file.
+scrape_each_second() { # count file, urls...
+  local f=$1 n=0 t0 u
+  shift
+  t0=$(now_s)
+  while :; do
+    for u in "$@"; do curl -s -o /dev/null "$u" & done
+    wait
+    n=$((n + 1))
+    echo "$n" >"$f"
+    sleep "$(awk -v a="$t0" -v n="$n" -v now="$(now_s)" 'BEGIN {d = a + n - now; printf "%.3f", (d > 0 ? d : 0)}')"
+  done
+}
+
+# INFO commandstats of the node on port $1: "usec_total calls_by_cmd", every command but
+# CONFIG RESETSTAT (the bench's). The INFO that reads the stats is not in its own output (Redis
+# adds a command to commandstats after it ran).
+node_redis_usec() {
+  redis-cli -p "$1" info commandstats | tr -d '\r' | awk -F'[:,=]' '
+    /^cmdstat_/ {
+      cmd = substr($1, 9)
+      if (cmd == "config|resetstat") next
+      total += $5; list = list cmd "=" $3 "/" $5 "us "
+    }
+    END { printf "%d %s\n", total, list }'
+}
+
+# One measuring window on the master $RT_M and replica $RT_R: resets their stats, runs the
+# scrape loop over the given URLs for $REDIS_TIME_SECONDS, stops the loop and the tool's pid,
+# then reads the stats. Sets RT_SECONDS, RT_USEC_M, RT_USEC_R, RT_CMDS_M, RT_CMDS_R, RT_ROUNDS.
+redis_time_window() { # tool pid, count file, urls...
+  local pid=$1 count=$2 t0 t1 loop
+  shift 2
+  redis-cli -p "$RT_M" config resetstat >/dev/null
+  redis-cli -p "$RT_R" config resetstat >/dev/null
+  t0=$(now_s)
+  scrape_each_second "$count" "$@" &
+  loop=$!
+  PIDS+=("$loop")
+  sleep "$REDIS_TIME_SECONDS"
+  stop "$loop"
+  stop "$pid"
+  t1=$(now_s)
+  RT_SECONDS=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')
+  RT_ROUNDS=$(cat "$count" 2>/dev/null || echo 0)
+  read -r RT_USEC_M RT_CMDS_M < <(node_redis_usec "$RT_M")
+  read -r RT_USEC_R RT_CMDS_R < <(node_redis_usec "$RT_R")
+}
+
+redis_time() {
+  [ -x "$REDIS_EXPORTER" ] || die "$REDIS_EXPORTER not found (apt-get install prometheus-redis-exporter)"
+  [ ${#REDIS_PORTS[@]} -gt 0 ] || start_real_cluster
+  local dir="$TMP/redis-time" p
+  mkdir -p "$dir/ours"
+  RT_M="" RT_R=""
+  for p in "${REDIS_PORTS[@]}"; do
+    if [ "$(redis-cli -p "$p" role | head -1)" = master ]; then
+      RT_M=$p
+      break
+    fi
+  done
+  [ -n "$RT_M" ] || die "no master among ${REDIS_PORTS[*]}"
+  replica_online() {
+    RT_R=$(redis-cli -p "$RT_M" info replication | tr -d '\r' | awk -F'[:,=]' '
+      /^slave0:/ { for (i = 2; i < NF; i++) if ($i == "port") p = $(i + 1); if ($0 ~ /state=online/) print p }')
+    [ -n "$RT_R" ]
+  }
+  wait_for 30 "a replica of 127.0.0.1:$RT_M online" replica_online
+
+  log "redis-time: this exporter (default flags), ${REDIS_TIME_SECONDS}s on 127.0.0.1:$RT_M and :$RT_R"
+  start_exporter_defaults "$dir/ours" "redis://127.0.0.1:${REDIS_PORTS[0]}"
+  wait_for 60 "all 6 nodes up" all_up "$EXP_URL" 6
+  sleep 2 # past discovery: the window sees the steady state
+  redis_time_window "$EXP_PID" "$dir/ours.count" "$EXP_URL/metrics"
+  local o_s=$RT_SECONDS o_m=$RT_USEC_M o_r=$RT_USEC_R o_cm=$RT_CMDS_M o_cr=$RT_CMDS_R
+
+  log "redis-time: prometheus-redis-exporter, /scrape of each node once a second, ${REDIS_TIME_SECONDS}s"
+  local rport rpid
+  rport=$(free_port)
+  "$REDIS_EXPORTER" --redis.addr= --web.listen-address "127.0.0.1:$rport" >"$dir/redis_exporter.log" 2>&1 &
+  rpid=$!
+  PIDS+=("$rpid")
+  wait_for 30 "redis_exporter" curl -sf -o /dev/null "http://127.0.0.1:$rport/metrics"
+  redis_time_window "$rpid" "$dir/theirs.count" \
+    "http://127.0.0.1:$rport/scrape?target=redis://127.0.0.1:$RT_M" \
+    "http://127.0.0.1:$rport/scrape?target=redis://127.0.0.1:$RT_R"
+  local t_s=$RT_SECONDS t_m=$RT_USEC_M t_r=$RT_USEC_R t_cm=$RT_CMDS_M t_cr=$RT_CMDS_R t_n=$RT_ROUNDS
+
+  per_s() { awk -v u="$1" -v s="$2" 'BEGIN {printf "%.1f", u / s}'; }
+  row() { # label, ours usec, theirs usec
+    local ours theirs ratio ok
+    ours=$(per_s "$2" "$o_s") theirs=$(per_s "$3" "$t_s")
+    ratio=$(awk -v a="$theirs" -v b="$ours" 'BEGIN {if (b > 0) printf "%.1f", a / b; else print "inf"}')
+    ok=$(awk -v a="$theirs" -v b="$ours" 'BEGIN {print (b * 4 <= a) ? "met" : "NOT met"}')
+    say "$(printf '%-26s %14s %16s %13s   %s' "$1" "$ours" "$theirs" "$ratio" "$ok")"
+  }
+  say ""
+  say "Redis main-thread time per node per second, INFO commandstats, windows of ${o_s}s (ours) and ${t_s}s (theirs)"
+  say "$(printf '%-26s %14s %16s %13s   %s' node 'ours_us/s' 'theirs_us/s' 'theirs/ours' 'target ours <= 1/4')"
+  row "master 127.0.0.1:$RT_M" "$o_m" "$t_m"
+  row "replica 127.0.0.1:$RT_R" "$o_r" "$t_r"
+  say "commands in the window (calls/usec):"
+  say "  ours   master:  $o_cm"
+  say "  ours   replica: $o_cr"
+  say "  theirs master:  $t_cm"
+  say "  theirs replica: $t_cr"
+  say "(ours: default flags, all 6 nodes polled every 1 s; theirs: $t_n /scrape rounds, one per node"
+  say " per round. Counted: every command in INFO commandstats but the bench's CONFIG RESETSTAT,"
+  say " replication traffic included (REPLCONF ACK on the master, PING on the replica): the same in"
+  say " both windows.)"
+}
+
+# ------------------------------------------------------------------------------------------
 # p50 and p99 in ms of GET url under $WRK_CONNECTIONS concurrent connections.
 latency_of() {
   local url=$1
@@ -481,10 +613,12 @@ say "machine: $(nproc) CPUs, $(lscpu | awk -F': +' '/Model name/ && !m {m = $2} 
 case "$WHAT" in
 scale) scale ;;
 compare) compare ;;
+redis-time) redis_time ;;
 latency) latency ;;
 all)
   scale
   compare
+  redis_time
   latency
   ;;
 esac

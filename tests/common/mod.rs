@@ -24,6 +24,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tempfile::TempDir;
 
+pub mod peer;
+
 pub const REDIS_SERVER: &str = "redis-server";
 pub const REDIS_CLI: &str = "redis-cli";
 
