@@ -54,6 +54,10 @@ const INFO_FIXTURES: &[&str] = &[
     include_str!("fixtures/info_master.txt"),
     include_str!("fixtures/info_replica.txt"),
     include_str!("fixtures/info_all_master.txt"),
+    include_str!("fixtures/info_all_redis7_master.txt"),
+    include_str!("fixtures/info_all_redis7_replica.txt"),
+    include_str!("fixtures/info_all_valkey81_master.txt"),
+    include_str!("fixtures/info_all_valkey91_replica.txt"),
     include_str!("fixtures/info_valkey8.txt"),
     include_str!("fixtures/seed_info_replication_redis8_master.txt"),
     include_str!("fixtures/seed_info_replication_redis8_replica.txt"),
@@ -681,6 +685,17 @@ proptest! {
         }
         if !matches!(key, "role" | "master_repl_offset" | "slave_repl_offset") {
             prop_assert_eq!(info.replication_offset(), orig.replication_offset());
+        }
+        // A bad commandstats, latencystats or errorstats value costs that line only.
+        let structured = ["cmdstat_", "latency_percentiles_usec_", "errorstat_"];
+        if !structured.iter().any(|p| key.starts_with(p)) {
+            prop_assert_eq!(&info.commands, &orig.commands);
+            prop_assert_eq!(&info.latencies, &orig.latencies);
+            prop_assert_eq!(&info.errors, &orig.errors);
+        } else {
+            let before = orig.commands.len() + orig.latencies.len() + orig.errors.len();
+            let after = info.commands.len() + info.latencies.len() + info.errors.len();
+            prop_assert!(after == before || (after + 1 == before && info.malformed_lines == orig.malformed_lines + 1));
         }
     }
 }

@@ -1509,7 +1509,8 @@ fn info_master_7_0_15() {
         vec![DbKeys {
             db: "db0".into(),
             keys: 23,
-            expires: 9
+            expires: 9,
+            avg_ttl_ms: 3_599_899
         }]
     );
 }
@@ -1547,7 +1548,8 @@ fn info_replica_7_0_15() {
         vec![DbKeys {
             db: "db0".into(),
             keys: 23,
-            expires: 9
+            expires: 9,
+            avg_ttl_ms: 0
         }]
     );
 }
@@ -1569,7 +1571,8 @@ fn info_all_sections_ignores_extra_sections() {
     let mut base = info(INFO_MASTER);
     base.used_memory = i.used_memory;
     base.total_commands_processed = i.total_commands_processed;
-    assert_eq!(i, base);
+    assert_eq!(typed(i.clone()), typed(base));
+    assert!(!i.commands.is_empty() && !i.latencies.is_empty() && !i.errors.is_empty());
 }
 
 #[test]
@@ -1659,7 +1662,17 @@ fn info_redis8_replica_new_fields_ignored() {
         older.lines().count() + redis8_only.len(),
         SEED_INFO_R8_REPLICA.lines().count()
     );
-    assert_eq!(info(&older), i);
+    assert_eq!(typed(info(&older)), typed(i));
+}
+
+/// The typed fields of a parse, without the generic per-field list and the per-command,
+/// per-error lines (which of course differ when fields are added or removed).
+fn typed(mut i: Info) -> Info {
+    i.fields.clear();
+    i.commands.clear();
+    i.latencies.clear();
+    i.errors.clear();
+    i
 }
 
 #[test]

@@ -215,6 +215,34 @@ pub fn check_info(text: &str) -> Result<Info, ParseError> {
             for v in floats.into_iter().flatten() {
                 assert!(v.is_finite(), "non-finite value {v}");
             }
+            // The generic field list is sorted, unique, finite, and what field() finds.
+            for w in info.fields.windows(2) {
+                assert!(w[0].0 < w[1].0, "fields not sorted and unique");
+            }
+            for (k, v) in &info.fields {
+                assert!(v.is_finite(), "non-finite field {k}");
+                assert_eq!(info.field(k), Some(*v));
+            }
+            // Structured lines: named, finite, and each counted once (parsed or malformed).
+            for c in &info.commands {
+                assert!(!c.cmd.is_empty() && c.calls.is_finite() && c.usec.is_finite());
+            }
+            for l in &info.latencies {
+                assert!(!l.cmd.is_empty() && !l.percentiles.is_empty());
+                assert!(l.percentiles.iter().all(|(_, v)| v.is_finite()));
+            }
+            for e in &info.errors {
+                assert!(!e.err.is_empty() && e.count.is_finite());
+            }
+            let structured = info.commands.len()
+                + info.latencies.len()
+                + info.errors.len()
+                + info.keyspace.len()
+                + info.malformed_lines;
+            assert!(
+                structured <= kv(text).count(),
+                "more structured entries than lines"
+            );
         }
         Err(e) => {
             assert_eq!(e, &ParseError::Empty);

@@ -40,6 +40,11 @@ impl ClusterInfo {
     pub fn sent(&self, kind: &str) -> u64 {
         self.sent_by_type.get(kind).copied().unwrap_or(0)
     }
+
+    /// Messages of one type received so far (0 when the server has not listed the type yet).
+    pub fn received(&self, kind: &str) -> u64 {
+        self.received_by_type.get(kind).copied().unwrap_or(0)
+    }
 }
 
 fn num(field: &'static str, value: &str) -> Result<u64, ParseError> {

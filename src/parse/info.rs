@@ -1,7 +1,11 @@
-//! Parser for the `INFO` reply: the server, clients, memory, replication, stats and keyspace
-//! fields the metrics need. Unknown fields and sections are ignored.
+//! Parser for the `INFO` reply, any sections: typed fields the detector and the labelled
+//! families need (role, offsets, replicas, server identity), every numeric field by name for the
+//! table-driven collectors, and the per-command, per-error and per-database lines of
+//! commandstats, latencystats, errorstats and keyspace. Unknown fields and sections are ignored;
+//! a malformed line of the structured sections is skipped and counted.
 
 use super::{ParseError, kv_lines};
+use std::collections::HashSet;
 
 /// One `slaveN:` line of a master's replication section.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -27,6 +31,41 @@ pub struct DbKeys {
     pub keys: u64,
     /// `expires`.
     pub expires: u64,
+    /// `avg_ttl` in milliseconds (0 when no key has a TTL, and on replicas).
+    pub avg_ttl_ms: u64,
+}
+
+/// One `cmdstat_<name>:` line of commandstats.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CommandStat {
+    /// Command name as Redis prints it (`get`, `config|get`).
+    pub cmd: String,
+    /// `calls`.
+    pub calls: f64,
+    /// `usec`: total time spent, in microseconds.
+    pub usec: f64,
+    /// `rejected_calls` (7.0+).
+    pub rejected_calls: Option<f64>,
+    /// `failed_calls` (7.0+).
+    pub failed_calls: Option<f64>,
+}
+
+/// One `latency_percentiles_usec_<name>:` line of latencystats (7.0+).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LatencyStat {
+    /// Command name.
+    pub cmd: String,
+    /// `(percentile as printed without the p, value in microseconds)`, e.g. `("99.9", 3.007)`.
+    pub percentiles: Vec<(String, f64)>,
+}
+
+/// One `errorstat_<PREFIX>:` line of errorstats (6.2+).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ErrorStat {
+    /// Error prefix (`ERR`, `WRONGTYPE`, `NOPERM`, ...).
+    pub err: String,
+    /// `count`.
+    pub count: f64,
 }
 
 /// The INFO fields the exporter uses. Numeric fields absent from the reply are `None`.
@@ -90,9 +129,32 @@ pub struct Info {
     pub replicas: Vec<ConnectedReplica>,
     /// `dbN:` lines.
     pub keyspace: Vec<DbKeys>,
+    /// `slave_read_only` (replicas).
+    pub slave_read_only: Option<String>,
+    /// Every numeric field (and the status words `ok`/`up` as 1, `err`/`down` as 0), sorted by
+    /// name: what the table-driven collectors read.
+    pub fields: Vec<(Box<str>, f64)>,
+    /// `cmdstat_*` lines.
+    pub commands: Vec<CommandStat>,
+    /// `latency_percentiles_usec_*` lines.
+    pub latencies: Vec<LatencyStat>,
+    /// `errorstat_*` lines.
+    pub errors: Vec<ErrorStat>,
+    /// Lines of the keyspace, commandstats, latencystats and errorstats sections that could not
+    /// be understood (skipped).
+    pub malformed_lines: usize,
 }
 
 impl Info {
+    /// A numeric field by its INFO name, when the server reported it.
+    pub fn field(&self, name: &str) -> Option<f64> {
+        self.fields
+            .binary_search_by(|(k, _)| k.as_ref().cmp(name))
+            .ok()
+            .and_then(|i| self.fields.get(i))
+            .map(|(_, v)| *v)
+    }
+
     /// True when the node reports `role:slave`.
     pub fn is_replica(&self) -> bool {
         self.role == "slave"
@@ -143,14 +205,83 @@ fn parse_db(name: &str, value: &str) -> Option<DbKeys> {
         db: name.to_string(),
         ..DbKeys::default()
     };
+    comma_fields(value).find(|(k, _)| *k == "keys")?;
     for (k, v) in comma_fields(value) {
         match k {
             "keys" => d.keys = v.parse().ok()?,
             "expires" => d.expires = v.parse().ok()?,
+            "avg_ttl" => d.avg_ttl_ms = v.parse().ok()?,
             _ => {}
         }
     }
     Some(d)
+}
+
+fn number(v: &str) -> Option<f64> {
+    v.trim().parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+/// Most percentiles kept from one latencystats line (Redis prints 3 by default).
+const MAX_PERCENTILES: usize = 16;
+
+/// A count or a time: a finite number that is not negative.
+fn count(v: &str) -> Option<f64> {
+    number(v).filter(|v| *v >= 0.0)
+}
+
+fn parse_command(cmd: &str, value: &str) -> Option<CommandStat> {
+    let mut c = CommandStat {
+        cmd: cmd.to_string(),
+        ..CommandStat::default()
+    };
+    let (mut calls, mut usec) = (None, None);
+    for (k, v) in comma_fields(value) {
+        match k {
+            "calls" => calls = Some(count(v)?),
+            "usec" => usec = Some(count(v)?),
+            "rejected_calls" => c.rejected_calls = Some(count(v)?),
+            "failed_calls" => c.failed_calls = Some(count(v)?),
+            _ => {}
+        }
+    }
+    c.calls = calls?;
+    c.usec = usec?;
+    (!cmd.is_empty()).then_some(c)
+}
+
+fn parse_latency(cmd: &str, value: &str) -> Option<LatencyStat> {
+    let mut percentiles = Vec::new();
+    for (k, v) in comma_fields(value) {
+        let p = k.strip_prefix('p')?;
+        number(p)?;
+        let v = count(v)?;
+        if percentiles.len() < MAX_PERCENTILES && percentiles.iter().all(|(q, _)| q != p) {
+            percentiles.push((p.to_string(), v));
+        }
+    }
+    (!cmd.is_empty() && !percentiles.is_empty()).then(|| LatencyStat {
+        cmd: cmd.to_string(),
+        percentiles,
+    })
+}
+
+fn parse_error(err: &str, value: &str) -> Option<ErrorStat> {
+    let count = comma_fields(value).find(|(k, _)| *k == "count")?.1;
+    let count = self::count(count)?;
+    (!err.is_empty()).then(|| ErrorStat {
+        err: err.to_string(),
+        count,
+    })
+}
+
+/// A field's value as a number: numbers as they are, the status words of INFO (`ok`/`up`,
+/// `err`/`down`) as 1 and 0.
+fn field_value(value: &str) -> Option<f64> {
+    match value.trim() {
+        "ok" | "up" => Some(1.0),
+        "err" | "down" => Some(0.0),
+        v => number(v),
+    }
 }
 
 /// Parses an INFO reply. Fails only when the text has no `key:value` line at all.
@@ -158,6 +289,8 @@ fn parse_db(name: &str, value: &str) -> Option<DbKeys> {
 pub fn parse_info(text: &str) -> Result<Info, ParseError> {
     let mut info = Info::default();
     let mut seen = false;
+    let (mut seen_cmd, mut seen_latency, mut seen_err) =
+        (HashSet::new(), HashSet::new(), HashSet::new());
     for (key, value) in kv_lines(text) {
         seen = true;
         let f = || value.trim().parse::<f64>().ok().filter(|v| v.is_finite());
@@ -194,17 +327,54 @@ pub fn parse_info(text: &str) -> Result<Info, ParseError> {
                     info.replicas.push(r);
                 }
             }
-            k if numbered(k, "db") => {
-                if let Some(d) = parse_db(k, value) {
-                    info.keyspace.push(d);
+            k if numbered(k, "db") => match parse_db(k, value) {
+                Some(d) => info.keyspace.push(d),
+                None => info.malformed_lines += 1,
+            },
+            "slave_read_only" => info.slave_read_only = Some(value.trim().to_string()),
+            _ => {}
+        }
+        // Some(parsed?) for a line of a structured section, None for a plain field. A name
+        // printed twice is malformed the second time: one series per name.
+        let structured = if let Some(cmd) = key.strip_prefix("cmdstat_") {
+            Some(
+                parse_command(cmd, value)
+                    .filter(|_| seen_cmd.insert(cmd))
+                    .map(|c| info.commands.push(c))
+                    .is_some(),
+            )
+        } else if let Some(cmd) = key.strip_prefix("latency_percentiles_usec_") {
+            Some(
+                parse_latency(cmd, value)
+                    .filter(|_| seen_latency.insert(cmd))
+                    .map(|l| info.latencies.push(l))
+                    .is_some(),
+            )
+        } else {
+            key.strip_prefix("errorstat_").map(|err| {
+                parse_error(err, value)
+                    .filter(|_| seen_err.insert(err))
+                    .map(|e| info.errors.push(e))
+                    .is_some()
+            })
+        };
+        match structured {
+            Some(false) => info.malformed_lines += 1,
+            Some(true) => {}
+            None => {
+                if let Some(v) = field_value(value) {
+                    info.fields.push((key.into(), v));
                 }
             }
-            _ => {}
         }
     }
     if !seen {
         return Err(ParseError::Empty);
     }
+    // Sorted for lookups; a field printed twice keeps its last value.
+    info.fields.reverse();
+    info.fields.sort_by(|a, b| a.0.cmp(&b.0));
+    info.fields.dedup_by(|a, b| a.0 == b.0);
     Ok(info)
 }
 
