@@ -345,6 +345,8 @@ mod tests {
                         .unwrap(),
                     ),
                     info: info::parse_info("role:master\n").unwrap(),
+                    stats: None,
+                    soft_failures: Vec::new(),
                 }),
                 duration: Duration::ZERO,
             })

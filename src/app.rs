@@ -177,6 +177,7 @@ async fn poll_loop(
         password_file: config.password_file.clone(),
         reload: reload_on_sighup(),
         full_topology_max_nodes: config.full_topology_max_nodes,
+        stats_interval: config.stats_interval,
     })
     .with_known(topology.nodes.values().filter_map(|n| n.addr.clone()));
 

@@ -1,5 +1,6 @@
-//! IO to one Redis node: a byte-bounded connection, the one pipelined poll round trip
-//! (CLUSTER INFO, CLUSTER NODES, INFO), and the classification of what went wrong.
+//! IO to one Redis node: a byte-bounded connection, the one pipelined poll round trip (CLUSTER
+//! INFO, CLUSTER NODES, INFO replication; plus INFO all, CONFIG GET, LATENCY LATEST and SLOWLOG when the
+//! slower telemetry tier is due), and the classification of what went wrong.
 
 use crate::model::{FailureReason, PollFailure};
 use redis::aio::MultiplexedConnection;
@@ -125,33 +126,53 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for BoundedStream<S> {
     }
 }
 
-/// The three reply texts of one poll.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The reply texts of one poll.
+#[derive(Debug, Clone, PartialEq)]
 pub struct RawReplies {
     /// CLUSTER INFO.
     pub cluster_info: String,
     /// CLUSTER NODES, when it was asked for.
     pub cluster_nodes: Option<String>,
-    /// INFO.
+    /// INFO replication.
     pub info: String,
+    /// The slower telemetry, when it was due.
+    pub stats: Option<RawStats>,
 }
 
-/// The INFO sections requested in one call (Redis 7.0+ accepts several).
-const INFO_SECTIONS: &[&str] = &[
-    "server",
-    "clients",
-    "memory",
-    "replication",
-    "stats",
-    "keyspace",
-];
+/// The replies of the slower telemetry tier. A refused or failed command costs only its part.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawStats {
+    /// `INFO all`.
+    pub info: Result<String, PollFailure>,
+    /// `CONFIG GET maxmemory maxclients io-threads` as name/value pairs.
+    pub config: Result<Vec<(String, String)>, PollFailure>,
+    /// `LATENCY LATEST`: event name, Unix time of its latest spike, that spike's milliseconds.
+    pub latency_latest: Result<Vec<(String, i64, i64)>, PollFailure>,
+    /// `SLOWLOG LEN`.
+    pub slowlog_len: Result<i64, PollFailure>,
+    /// `SLOWLOG GET 1`: id and duration (µs) of the newest entry.
+    pub slowlog_last: Result<Option<(i64, i64)>, PollFailure>,
+}
+
+/// What one poll asks for beyond the fast path's CLUSTER INFO and INFO replication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Ask {
+    /// CLUSTER NODES in the pipeline.
+    pub nodes: bool,
+    /// The telemetry tier (INFO all, CONFIG GET, LATENCY LATEST, SLOWLOG).
+    pub stats: bool,
+}
+
+/// The CONFIG parameters the metrics read (redis_exporter's `redis_config_*`).
+pub const CONFIG_KEYS: &[&str] = &["maxmemory", "maxclients", "io-threads"];
 
 /// A persistent connection to one node.
 pub struct NodeConnection {
     conn: MultiplexedConnection,
     budget: Arc<Budget>,
-    /// The server rejected multi-section INFO (Redis < 7): send plain `INFO`.
-    legacy_info: bool,
+    /// The server answered CONFIG GET with several keys with an error (Redis < 7): ask one key
+    /// per command.
+    legacy_config: bool,
 }
 
 fn failure(reason: FailureReason, message: impl Into<String>) -> PollFailure {
@@ -170,7 +191,10 @@ fn classify(err: &redis::RedisError, budget: &Budget) -> PollFailure {
     let code = err.code().unwrap_or("");
     let text = err.to_string();
     let reason = match code {
-        "WRONGPASS" | "NOAUTH" | "NOPERM" => FailureReason::Auth,
+        "WRONGPASS" | "NOAUTH" => FailureReason::Auth,
+        // A refused command after a successful AUTH: on the fast path the exporter cannot work
+        // (reported as auth, as before); on the telemetry tier only that part is missing.
+        "NOPERM" => FailureReason::NoPerm,
         "LOADING" => FailureReason::Loading,
         _ if err.kind() == redis::ErrorKind::AuthenticationFailed => FailureReason::Auth,
         _ if text.contains("cluster support disabled") => FailureReason::NotCluster,
@@ -209,6 +233,101 @@ fn text_of(value: Option<Value>) -> Result<String, PollFailure> {
             FailureReason::Protocol,
             format!("unexpected reply type {}", kind_name(&other)),
         )),
+    }
+}
+
+/// A refused command on the fast path means the exporter cannot watch this node at all.
+fn fast_path(mut f: PollFailure) -> PollFailure {
+    if f.reason == FailureReason::NoPerm {
+        f.reason = FailureReason::Auth;
+    }
+    f
+}
+
+/// A failure for a reply of the wrong shape (or an error reply, classified).
+fn unexpected(value: Option<Value>) -> PollFailure {
+    match value {
+        Some(Value::ServerError(e)) => {
+            let err: redis::RedisError = e.into();
+            classify(&err, &Budget::default())
+        }
+        Some(other) => failure(
+            FailureReason::Protocol,
+            format!("unexpected reply type {}", kind_name(&other)),
+        ),
+        None => failure(FailureReason::Protocol, "pipeline reply too short"),
+    }
+}
+
+/// A string-ish RESP value as text.
+fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::VerbatimString { text, .. } => Some(text.clone()),
+        Value::Int(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// CONFIG GET's reply: a flat array of name, value (RESP2) or a map (RESP3).
+fn config_pairs(value: Option<Value>) -> Result<Vec<(String, String)>, PollFailure> {
+    let pairs: Vec<(String, String)> = match value {
+        Some(Value::Array(items)) => items
+            .chunks_exact(2)
+            .filter_map(|kv| Some((scalar_text(kv.first()?)?, scalar_text(kv.get(1)?)?)))
+            .collect(),
+        Some(Value::Map(items)) => items
+            .iter()
+            .filter_map(|(k, v)| Some((scalar_text(k)?, scalar_text(v)?)))
+            .collect(),
+        other => return Err(unexpected(other)),
+    };
+    Ok(pairs)
+}
+
+/// Most LATENCY LATEST events read (Redis has about a dozen event kinds).
+const MAX_LATENCY_EVENTS: usize = 64;
+
+/// LATENCY LATEST's reply: an array of `[event, unix time, latest ms, max ms, ...]`.
+fn latency_events(value: Option<Value>) -> Result<Vec<(String, i64, i64)>, PollFailure> {
+    let entries = match value {
+        Some(Value::Array(entries)) => entries,
+        other => return Err(unexpected(other)),
+    };
+    let int = |v: Option<&Value>| match v {
+        Some(Value::Int(n)) => Some(*n),
+        _ => None,
+    };
+    Ok(entries
+        .iter()
+        .take(MAX_LATENCY_EVENTS)
+        .filter_map(|e| match e {
+            Value::Array(f) => Some((scalar_text(f.first()?)?, int(f.get(1))?, int(f.get(2))?)),
+            _ => None,
+        })
+        .collect())
+}
+
+/// SLOWLOG GET 1's reply: an array of at most one entry `[id, time, duration_us, args, ...]`.
+fn slowlog_entry(value: Option<Value>) -> Result<Option<(i64, i64)>, PollFailure> {
+    let entries = match value {
+        Some(Value::Array(entries)) => entries,
+        other => return Err(unexpected(other)),
+    };
+    let Some(first) = entries.into_iter().next() else {
+        return Ok(None);
+    };
+    let int = |v: Option<&Value>| match v {
+        Some(Value::Int(n)) => Some(*n),
+        _ => None,
+    };
+    match &first {
+        Value::Array(fields) => match (int(fields.first()), int(fields.get(2))) {
+            (Some(id), Some(us)) => Ok(Some((id, us))),
+            _ => Err(failure(FailureReason::Protocol, "malformed SLOWLOG entry")),
+        },
+        _ => Err(unexpected(Some(first))),
     }
 }
 
@@ -263,8 +382,8 @@ impl NodeConnection {
             inner,
             budget: Arc::clone(&budget),
         };
-        // No CLIENT SETINFO: the exporter sends only AUTH, CLUSTER INFO, CLUSTER NODES and INFO,
-        // so the minimal ACL stays minimal.
+        // No CLIENT SETINFO: the exporter sends only AUTH, CLUSTER INFO, CLUSTER NODES, INFO,
+        // CONFIG GET, LATENCY LATEST and SLOWLOG, so the minimal ACL stays minimal.
         let mut info = RedisConnectionInfo::default().set_skip_set_lib_name();
         if let Some(user) = &creds.username {
             info = info.set_username(user);
@@ -284,17 +403,19 @@ impl NodeConnection {
         Ok(NodeConnection {
             conn,
             budget,
-            legacy_info: false,
+            legacy_config: false,
         })
     }
 
-    /// Sends CLUSTER INFO, CLUSTER NODES and INFO in one pipelined round trip, allowing at most
+    /// Sends CLUSTER INFO, CLUSTER NODES (when `ask.nodes`), INFO replication and, when
+    /// `ask.stats`, the telemetry tier, in one pipelined round trip allowing at most
     /// `max_reply_bytes` of reply. The caller bounds the time and drops the connection on error.
     pub async fn poll(
         &mut self,
         max_reply_bytes: usize,
-        with_nodes: bool,
+        ask: Ask,
     ) -> Result<RawReplies, PollFailure> {
+        let (with_nodes, with_stats) = (ask.nodes, ask.stats);
         self.budget
             .remaining
             .store(max_reply_bytes, Ordering::Relaxed);
@@ -304,9 +425,19 @@ impl NodeConnection {
         if with_nodes {
             pipe.cmd("CLUSTER").arg("NODES");
         }
-        let info_cmd = pipe.cmd("INFO");
-        if !self.legacy_info {
-            info_cmd.arg(INFO_SECTIONS);
+        pipe.cmd("INFO").arg("replication");
+        if with_stats {
+            pipe.cmd("INFO").arg("all");
+            if self.legacy_config {
+                for key in CONFIG_KEYS {
+                    pipe.cmd("CONFIG").arg("GET").arg(*key);
+                }
+            } else {
+                pipe.cmd("CONFIG").arg("GET").arg(CONFIG_KEYS);
+            }
+            pipe.cmd("LATENCY").arg("LATEST");
+            pipe.cmd("SLOWLOG").arg("LEN");
+            pipe.cmd("SLOWLOG").arg("GET").arg(1);
         }
         pipe.ignore_errors();
         let values: Vec<Value> = pipe
@@ -314,30 +445,56 @@ impl NodeConnection {
             .await
             .map_err(|e| classify(&e, &self.budget))?;
         let mut it = values.into_iter();
-        let cluster_info = text_of(it.next())?;
+        let cluster_info = text_of(it.next()).map_err(fast_path)?;
         let cluster_nodes = if with_nodes {
-            Some(text_of(it.next())?)
+            Some(text_of(it.next()).map_err(fast_path)?)
         } else {
             None
         };
-        let info = match text_of(it.next()) {
-            Ok(t) => t,
-            Err(f) if f.reason == FailureReason::ServerError && !self.legacy_info => {
-                // Redis 6.x accepts only one INFO section argument: fall back to default INFO.
-                self.legacy_info = true;
-                let v: Value = redis::cmd("INFO")
-                    .query_async(&mut self.conn)
-                    .await
-                    .map_err(|e| classify(&e, &self.budget))?;
-                text_of(Some(v))?
-            }
-            Err(f) => return Err(f),
-        };
+        let info = text_of(it.next()).map_err(fast_path)?;
+        let stats = with_stats.then(|| self.stats_of(&mut it));
         Ok(RawReplies {
             cluster_info,
             cluster_nodes,
             info,
+            stats,
         })
+    }
+
+    /// Reads the telemetry tier's replies off the pipeline's results.
+    fn stats_of(&mut self, it: &mut impl Iterator<Item = Value>) -> RawStats {
+        let info = text_of(it.next());
+        let config = if self.legacy_config {
+            let mut pairs = Vec::new();
+            let mut result = Ok(());
+            for _ in CONFIG_KEYS {
+                match config_pairs(it.next()) {
+                    Ok(p) => pairs.extend(p),
+                    Err(e) => result = Err(e),
+                }
+            }
+            result.map(|()| pairs)
+        } else {
+            let r = config_pairs(it.next());
+            if matches!(&r, Err(f) if f.reason == FailureReason::ServerError) {
+                // Redis < 7 takes one parameter per CONFIG GET: from the next poll on, ask so.
+                self.legacy_config = true;
+            }
+            r
+        };
+        let latency_latest = latency_events(it.next());
+        let slowlog_len = match it.next() {
+            Some(Value::Int(n)) => Ok(n),
+            other => Err(unexpected(other)),
+        };
+        let slowlog_last = slowlog_entry(it.next());
+        RawStats {
+            info,
+            config,
+            latency_latest,
+            slowlog_len,
+            slowlog_last,
+        }
     }
 
     /// Asks for CLUSTER NODES alone (when CLUSTER INFO showed the topology changed). The budget
@@ -347,14 +504,14 @@ impl NodeConnection {
             .arg("NODES")
             .query_async(&mut self.conn)
             .await
-            .map_err(|e| classify(&e, &self.budget))?;
-        text_of(Some(v))
+            .map_err(|e| fast_path(classify(&e, &self.budget)))?;
+        text_of(Some(v)).map_err(fast_path)
     }
 }
 
-/// Connects when needed and polls, all within `timeout`. CLUSTER NODES is asked for with the
-/// others when `with_nodes`, else only when `nodes_needed` says so after seeing CLUSTER INFO (a
-/// second round trip, on topology changes only). On any failure the connection is dropped so
+/// Connects when needed and polls, all within `timeout`. The telemetry tier is asked for when
+/// `ask.stats`; CLUSTER NODES with the others when `ask.nodes`, else only when `nodes_needed`
+/// says so after seeing CLUSTER INFO (a second round trip, on topology changes only). On any failure the connection is dropped so
 /// the next poll starts clean.
 pub async fn poll_with_timeout(
     slot: &mut Option<NodeConnection>,
@@ -362,7 +519,7 @@ pub async fn poll_with_timeout(
     port: u16,
     opts: &ConnectOptions,
     timeout: Duration,
-    with_nodes: bool,
+    ask: Ask,
     nodes_needed: impl FnOnce(&str) -> bool,
 ) -> Result<RawReplies, PollFailure> {
     let work = async {
@@ -372,7 +529,7 @@ pub async fn poll_with_timeout(
         let Some(conn) = slot.as_mut() else {
             return Err(failure(FailureReason::Connect, "no connection"));
         };
-        let mut raw = conn.poll(opts.max_reply_bytes, with_nodes).await?;
+        let mut raw = conn.poll(opts.max_reply_bytes, ask).await?;
         if raw.cluster_nodes.is_none() && nodes_needed(&raw.cluster_info) {
             raw.cluster_nodes = Some(conn.cluster_nodes().await?);
         }

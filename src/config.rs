@@ -54,10 +54,15 @@ pub struct Args {
     /// Connect + reply budget per node per poll
     #[arg(long, env = "NODE_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
     pub node_timeout: Duration,
-    /// Clusters up to this many nodes send CLUSTER NODES from every node every poll; larger ones
-    /// from this many nodes per poll in turn plus every node whose CLUSTER INFO changed
+    /// Clusters up to this many nodes send CLUSTER NODES from every node every poll while a node
+    /// is down or flagged, and from half of them in turn while all is quiet; larger ones from
+    /// this many nodes per poll in turn; always also every node whose CLUSTER INFO changed
     #[arg(long, env = "FULL_TOPOLOGY_MAX_NODES", default_value_t = 64)]
     pub full_topology_max_nodes: usize,
+    /// How often each node's full telemetry (INFO all, CONFIG GET, SLOWLOG) is taken, staggered
+    /// across nodes; the failover path stays on --poll-interval
+    #[arg(long, env = "STATS_INTERVAL", default_value = "15s", value_parser = parse_duration)]
+    pub stats_interval: Duration,
     /// Largest reply one node may send in one poll, in bytes
     #[arg(long, env = "MAX_REPLY_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_reply_bytes: usize,
@@ -135,6 +140,8 @@ pub struct Config {
     pub node_timeout: Duration,
     /// See [`Args::full_topology_max_nodes`].
     pub full_topology_max_nodes: usize,
+    /// See [`Args::stats_interval`].
+    pub stats_interval: Duration,
     /// HTTP listen address.
     pub listen_address: SocketAddr,
     /// TLS and basic auth of the HTTP server.
@@ -312,6 +319,7 @@ impl Config {
             poll_interval: args.poll_interval,
             node_timeout: args.node_timeout,
             full_topology_max_nodes: args.full_topology_max_nodes.max(1),
+            stats_interval: args.stats_interval.max(args.poll_interval),
             listen_address: args.listen_address,
             alertmanager: args
                 .alertmanager_url

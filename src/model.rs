@@ -31,6 +31,9 @@ pub enum FailureReason {
     Io,
     /// The TLS handshake failed (certificate, protocol).
     Tls,
+    /// The ACL user may not run one of the telemetry commands (CONFIG GET, SLOWLOG): that part
+    /// is missing, the node is still up.
+    NoPerm,
 }
 
 impl FailureReason {
@@ -47,6 +50,7 @@ impl FailureReason {
             Self::ServerError => "server_error",
             Self::Io => "io",
             Self::Tls => "tls",
+            Self::NoPerm => "noperm",
         }
     }
 }
@@ -63,16 +67,65 @@ pub struct PollFailure {
     pub attempted: bool,
 }
 
+/// CONFIG GET values the metrics use (absent when not readable).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ConfigValues {
+    /// `maxmemory` in bytes.
+    pub maxmemory: Option<f64>,
+    /// `maxclients`.
+    pub maxclients: Option<f64>,
+    /// `io-threads`.
+    pub io_threads: Option<f64>,
+}
+
+/// SLOWLOG LEN and the newest SLOWLOG entry.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Slowlog {
+    /// Entries in the slow log.
+    pub length: f64,
+    /// Id and duration (microseconds) of the newest entry, when there is one.
+    pub last: Option<(f64, f64)>,
+}
+
+/// The slower telemetry tier of one node (`--stats-interval`): the whole INFO, CONFIG GET of
+/// the few keys the metrics need, the latency monitor's latest spikes, and the slow log. Taken in the same round trip as a fast poll
+/// when due, and reused by the rounds in between.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeStats {
+    /// When it was taken.
+    pub time: SystemTime,
+    /// `INFO all`.
+    pub info: Info,
+    /// CONFIG GET (empty when refused).
+    pub config: ConfigValues,
+    /// SLOWLOG (None when refused).
+    pub slowlog: Option<Slowlog>,
+    /// LATENCY LATEST: `(event, Unix time of the latest spike, its duration in ms)`.
+    pub latency_spikes: Vec<(String, f64, f64)>,
+}
+
 /// Everything one node answered in one poll.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeData {
     /// CLUSTER INFO.
     pub cluster_info: ClusterInfo,
-    /// CLUSTER NODES (shared: on large clusters a node's last reply is reused until its
-    /// CLUSTER INFO shows a change or its refresh turn comes).
+    /// CLUSTER NODES (shared: a node's last reply is reused until its CLUSTER INFO shows a
+    /// change or its refresh turn comes).
     pub nodes: Arc<ClusterNodes>,
-    /// INFO.
+    /// INFO replication, every poll: roles, offsets, replicas, link state.
     pub info: Info,
+    /// The latest slower telemetry, when the node has answered it once.
+    pub stats: Option<Arc<NodeStats>>,
+    /// Problems that cost part of the telemetry but not the poll (a refused command, malformed
+    /// lines), counted once when they happen.
+    pub soft_failures: Vec<PollFailure>,
+}
+
+impl NodeData {
+    /// The latest INFO all, when there is one.
+    pub fn stats_info(&self) -> Option<&Info> {
+        self.stats.as_deref().map(|s| &s.info)
+    }
 }
 
 /// The outcome of polling one address.
@@ -434,7 +487,11 @@ pub fn replication_lags(snapshot: &Snapshot) -> Vec<(String, String, i64)> {
             if !r.reachable || !master.reachable {
                 return None;
             }
-            Some((r.addr.clone()?, master.addr.clone()?, m_off - r_off))
+            Some((
+                r.addr.clone()?,
+                master.addr.clone()?,
+                m_off.saturating_sub(r_off),
+            ))
         })
         .collect()
 }

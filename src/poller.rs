@@ -2,9 +2,12 @@
 //! reports), polls them all concurrently with one persistent connection each, and turns the
 //! replies into a [`Snapshot`].
 
-use crate::client::{ConnectOptions, NodeConnection, RawReplies, poll_with_timeout};
+use crate::client::{Ask, ConnectOptions, NodeConnection, RawReplies, RawStats, poll_with_timeout};
 use crate::config::Seed;
-use crate::model::{FailureReason, NodeData, NodeObservation, PollFailure, Snapshot};
+use crate::model::{
+    ConfigValues, FailureReason, NodeData, NodeObservation, NodeStats, PollFailure, Slowlog,
+    Snapshot,
+};
 use crate::parse::cluster_nodes::ClusterNodes;
 use crate::parse::{cluster_info, cluster_nodes, info};
 use std::collections::{BTreeSet, HashMap};
@@ -36,9 +39,13 @@ pub struct PollerSettings {
     pub password_file: Option<PathBuf>,
     /// Set by the SIGHUP handler: re-read the password file before the next round.
     pub reload: Arc<AtomicBool>,
-    /// Up to this many nodes, every node is asked for CLUSTER NODES every round. Above it, each
-    /// round asks this many nodes in turn, plus every node whose CLUSTER INFO changed.
+    /// Up to this many nodes, every node is asked for CLUSTER NODES every round while anything
+    /// is unhealthy, and every other round while all is quiet. Above it, each round asks this
+    /// many nodes in turn. Always also every node whose CLUSTER INFO changed.
     pub full_topology_max_nodes: usize,
+    /// How often each node's slower telemetry (INFO all, CONFIG GET, SLOWLOG) is taken; nodes
+    /// are staggered over the interval.
+    pub stats_interval: Duration,
 }
 
 /// The CLUSTER INFO fields that move whenever a node's view of the topology or of failures
@@ -78,7 +85,14 @@ struct NodeState {
     nodes_cache: Option<(Arc<ClusterNodes>, TopologyStamp)>,
     /// Malformed CLUSTER NODES lines in the last reply (logged when it changes).
     malformed_lines: usize,
+    /// The node's latest slower telemetry.
+    stats: Option<Arc<NodeStats>>,
     consecutive_failures: u32,
+    /// A poll carrying the telemetry failed as too large or too slow: wait for the node's next
+    /// telemetry turn instead of asking again every poll (which would fail every poll).
+    stats_deferred: bool,
+    /// Reasons of the last telemetry-tier problems (logged when they change).
+    soft_reasons: Vec<FailureReason>,
     /// Polls to skip before the next reconnect attempt.
     skip_polls: u32,
     last_failure: Option<PollFailure>,
@@ -92,6 +106,9 @@ impl NodeState {
             conn: None,
             nodes_cache: None,
             malformed_lines: 0,
+            stats: None,
+            stats_deferred: false,
+            soft_reasons: Vec::new(),
             consecutive_failures: 0,
             skip_polls: 0,
             last_failure: None,
@@ -106,6 +123,13 @@ fn group_of(addr: &str, groups: u64) -> u64 {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
     h % groups
+}
+
+/// A node's offset in the telemetry interval: the same stable hash as its CLUSTER NODES group,
+/// rotated so the two turns are independent (with an even interval they would otherwise
+/// coincide for every node, putting the heaviest replies in the same poll).
+fn stats_offset(addr: &str, every: u64) -> u64 {
+    group_of(addr, u64::MAX).rotate_left(32) % every.max(1)
 }
 
 /// Modification time and length of a file, to notice changes cheaply.
@@ -130,8 +154,13 @@ fn protocol(what: &str, e: crate::parse::ParseError) -> PollFailure {
 }
 
 /// Parses the replies of one poll; a node whose CLUSTER NODES was not asked for this round gets
-/// its cached one. Any parse failure is a protocol failure of the node.
-fn parse_replies(raw: &RawReplies, state: &mut NodeState) -> Result<NodeData, PollFailure> {
+/// its cached one, and likewise its telemetry. Any parse failure of the fast path is a protocol
+/// failure of the node; a failure in the telemetry tier costs only that part.
+fn parse_replies(
+    raw: &RawReplies,
+    state: &mut NodeState,
+    time: SystemTime,
+) -> Result<NodeData, PollFailure> {
     let ci = cluster_info::parse_cluster_info(&raw.cluster_info)
         .map_err(|e| protocol("CLUSTER INFO", e))?;
     let stamp = TopologyStamp::of(&ci);
@@ -170,11 +199,108 @@ fn parse_replies(raw: &RawReplies, state: &mut NodeState) -> Result<NodeData, Po
             return Err(protocol("CLUSTER NODES", crate::parse::ParseError::Empty));
         }
     };
+    let info = info::parse_info(&raw.info).map_err(|e| protocol("INFO", e))?;
+    let mut soft_failures = Vec::new();
+    if let Some(stats) = &raw.stats {
+        let (parsed, failures) = parse_stats(stats, time);
+        soft_failures = failures;
+        state.stats = Some(Arc::new(parsed));
+    }
     Ok(NodeData {
         cluster_info: ci,
         nodes,
-        info: info::parse_info(&raw.info).map_err(|e| protocol("INFO", e))?,
+        info,
+        stats: state.stats.clone(),
+        soft_failures,
     })
+}
+
+/// Turns the telemetry tier's replies into [`NodeStats`]. A part that failed keeps nothing of
+/// the previous round (a field the server no longer gives is absent, not stale) and is listed
+/// among the soft failures, as are malformed lines.
+fn parse_stats(raw: &RawStats, time: SystemTime) -> (NodeStats, Vec<PollFailure>) {
+    let mut failures = Vec::new();
+    let mut soft = |what: &str, f: &PollFailure| {
+        failures.push(PollFailure {
+            reason: f.reason,
+            message: format!("{what}: {}", f.message),
+            attempted: true,
+        });
+    };
+    let info = match raw.info.as_ref().map(|t| info::parse_info(t)) {
+        Ok(Ok(i)) => i,
+        Ok(Err(e)) => {
+            soft("INFO all", &protocol("INFO all", e));
+            crate::parse::info::Info::default()
+        }
+        Err(f) => {
+            soft("INFO all", f);
+            crate::parse::info::Info::default()
+        }
+    };
+    if info.malformed_lines > 0 {
+        soft(
+            "INFO all",
+            &PollFailure {
+                reason: FailureReason::Protocol,
+                message: format!("{} malformed lines skipped", info.malformed_lines),
+                attempted: true,
+            },
+        );
+    }
+    let config = match &raw.config {
+        Ok(pairs) => {
+            let get = |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(name, _)| name.eq_ignore_ascii_case(k))
+                    .and_then(|(_, v)| v.trim().parse::<f64>().ok())
+                    .filter(|v| v.is_finite())
+            };
+            ConfigValues {
+                maxmemory: get("maxmemory"),
+                maxclients: get("maxclients"),
+                io_threads: get("io-threads"),
+            }
+        }
+        Err(f) => {
+            soft("CONFIG GET", f);
+            ConfigValues::default()
+        }
+    };
+    let latency_spikes = match &raw.latency_latest {
+        Ok(events) => events
+            .iter()
+            .map(|(e, at, ms)| (e.clone(), *at as f64, *ms as f64))
+            .collect(),
+        Err(f) => {
+            soft("LATENCY LATEST", f);
+            Vec::new()
+        }
+    };
+    if let Err(f) = &raw.slowlog_len {
+        soft("SLOWLOG LEN", f);
+    }
+    if let Err(f) = &raw.slowlog_last {
+        soft("SLOWLOG GET", f);
+    }
+    let slowlog = match (&raw.slowlog_len, &raw.slowlog_last) {
+        (Ok(len), Ok(last)) => Some(Slowlog {
+            length: *len as f64,
+            last: last.map(|(id, us)| (id as f64, us as f64)),
+        }),
+        _ => None,
+    };
+    (
+        NodeStats {
+            time,
+            info,
+            config,
+            slowlog,
+            latency_spikes,
+        },
+        failures,
+    )
 }
 
 /// The poller: owns one connection per node and the discovery state.
@@ -188,8 +314,11 @@ pub struct Poller {
     known_ids: BTreeSet<String>,
     /// Modification time and length of the password file when last read.
     password_stamp: Option<(SystemTime, u64)>,
-    /// Poll rounds so far (drives the CLUSTER NODES refresh turns on large clusters).
+    /// Poll rounds so far (drives the CLUSTER NODES refresh turns and the telemetry turns).
     round: u64,
+    /// The last round saw a node not answering or flagged by an observer: small clusters then
+    /// take CLUSTER NODES from every node.
+    unhealthy: bool,
 }
 
 impl Poller {
@@ -203,6 +332,7 @@ impl Poller {
             known_ids: BTreeSet::new(),
             password_stamp: None,
             round: 0,
+            unhealthy: true,
         }
         .with_password_stamp()
     }
@@ -299,21 +429,37 @@ impl Poller {
             }
         }
         let settings = &self.settings;
-        // Small clusters: CLUSTER NODES from every node every round. Large ones: from one group
-        // of nodes per round in turn (each node every `groups` rounds), and from any node whose
-        // CLUSTER INFO shows a change (see TopologyStamp), so a failover is seen in the round
-        // it happens at a fraction of the O(N^2) bytes.
+        // CLUSTER NODES costs Redis a walk over all 16384 slots (about as much as everything
+        // else in the poll together), so it is not asked of every node every round. Small
+        // clusters: from every node while anything is unhealthy, else from half of them in turn.
+        // Large ones: from one group of nodes per round in turn (each node every `groups`
+        // rounds). Always from any node whose CLUSTER INFO shows a change (see TopologyStamp),
+        // so a failover or a master's failure is seen in the round it happens.
         let total = self.nodes.len().max(addrs.len());
         let batch = settings.full_topology_max_nodes.max(1);
-        let groups = total.div_ceil(batch).max(1) as u64;
+        let groups = total.div_ceil(batch).max(2) as u64;
+        let everyone = total <= batch && self.unhealthy;
         let turn = self.round % groups;
+        let stats_every = (settings.stats_interval.as_millis()
+            / settings.poll_interval.as_millis().max(1))
+        .max(1) as u64;
+        let time = SystemTime::now();
+        let round = self.round;
         let futures = self
             .nodes
             .iter_mut()
             .filter(|(addr, _)| addrs.contains(*addr))
             .map(|(addr, state)| {
-                let with_nodes = total <= batch || group_of(addr, groups) == turn;
-                poll_node(addr, state, settings, with_nodes)
+                let with_nodes = everyone || group_of(addr, groups) == turn;
+                // Each node's telemetry turn comes once per interval, at its own offset, so no
+                // round carries all of it.
+                let offset = stats_offset(addr, stats_every);
+                let turn_due = (round + offset).is_multiple_of(stats_every);
+                let with_stats = turn_due || (state.stats.is_none() && !state.stats_deferred);
+                if turn_due {
+                    state.stats_deferred = false;
+                }
+                poll_node(addr, state, settings, with_nodes, with_stats, time)
             });
         futures::future::join_all(futures).await
     }
@@ -324,6 +470,12 @@ impl Poller {
                 self.seed_ids.insert(addr.clone(), id.to_string());
             }
         }
+        self.unhealthy = snapshot.observations.values().any(|o| o.result.is_err())
+            || snapshot
+                .view
+                .nodes
+                .values()
+                .any(|n| !n.pfail_reporters.is_empty() || !n.fail_reporters.is_empty());
         if snapshot.view.nodes.values().any(|n| n.reachable) {
             self.known = snapshot.view.addrs();
             self.known_ids = snapshot.view.nodes.keys().cloned().collect();
@@ -336,6 +488,8 @@ async fn poll_node(
     state: &mut NodeState,
     settings: &PollerSettings,
     with_nodes: bool,
+    with_stats: bool,
+    time: SystemTime,
 ) -> NodeObservation {
     let started = Instant::now();
     if state.skip_polls > 0
@@ -360,7 +514,10 @@ async fn poll_node(
         state.port,
         &settings.connect,
         settings.node_timeout,
-        with_nodes,
+        Ask {
+            nodes: with_nodes,
+            stats: with_stats,
+        },
         |cluster_info_text| {
             // Ask for CLUSTER NODES when anything topology-related moved (or is unreadable).
             cluster_info::parse_cluster_info(cluster_info_text)
@@ -369,9 +526,21 @@ async fn poll_node(
         },
     )
     .await
-    .and_then(|raw| parse_replies(&raw, state));
+    .and_then(|raw| parse_replies(&raw, state, time));
     match &result {
-        Ok(_) => {
+        Ok(data) => {
+            if with_stats {
+                let reasons: Vec<FailureReason> =
+                    data.soft_failures.iter().map(|f| f.reason).collect();
+                for f in &data.soft_failures {
+                    if state.soft_reasons.contains(&f.reason) {
+                        tracing::debug!(addr, reason = f.reason.as_str(), error = %f.message, "part of the telemetry failed again");
+                    } else {
+                        tracing::warn!(addr, reason = f.reason.as_str(), error = %f.message, "part of the telemetry failed; the node stays up");
+                    }
+                }
+                state.soft_reasons = reasons;
+            }
             if let Some(prev) = state.last_failure.take() {
                 tracing::info!(addr, after = %prev.reason.as_str(), "node answers again");
             }
@@ -379,6 +548,12 @@ async fn poll_node(
             state.skip_polls = 0;
         }
         Err(f) => {
+            // What the node said before it failed may be another process's by the time it
+            // answers again (a restart at the same address): take the telemetry afresh then.
+            state.stats = None;
+            if with_stats && matches!(f.reason, FailureReason::TooLarge | FailureReason::Timeout) {
+                state.stats_deferred = true;
+            }
             let changed = state.last_failure.as_ref().map(|p| p.reason) != Some(f.reason);
             if changed {
                 tracing::warn!(addr, reason = f.reason.as_str(), error = %f.message, "node poll failed");

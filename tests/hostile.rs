@@ -284,6 +284,10 @@ fn run_case(cluster: &RedisCluster, c: &Case) -> Report {
         &seeds,
         "--poll-interval",
         POLL_INTERVAL,
+        // The telemetry tier every poll too: hostile replies meet every parser, and
+        // redis_commands_processed_total (an INFO stats field) moves every round.
+        "--stats-interval",
+        POLL_INTERVAL,
         "--node-timeout",
         c.node_timeout,
     ];

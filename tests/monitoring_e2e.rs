@@ -92,6 +92,23 @@ fn write_keys(cluster: &RedisCluster) {
     }
 }
 
+/// A hit, a miss and an error reply on every master, so the hit-ratio and errors-by-type panels
+/// have data (run while Prometheus scrapes, so the counters move inside its rate() windows).
+fn read_keys(cluster: &RedisCluster) {
+    for m in cluster.masters() {
+        for prefix in ["e2e:key", "e2e:missing"] {
+            for n in 0..500 {
+                let key = format!("{prefix}:{n}");
+                // A key of this master's slots answers a bulk (a hit, or nil for a miss).
+                if let Ok(Resp::Bulk(_)) = cluster.raw(m, &["GET", &key]) {
+                    break;
+                }
+            }
+        }
+        let _ = cluster.raw(m, &["E2E-NO-SUCH-COMMAND"]);
+    }
+}
+
 /// Names of the alerts defined in the repo's alerts/*.rules.yml (the files Prometheus' rule_files
 /// glob `../../alerts/*.rules.yml` selects).
 fn alert_names_in_repo() -> BTreeSet<String> {
@@ -358,6 +375,8 @@ fn monitoring_stack_end_to_end() {
             &cluster.seed_url(),
             "--poll-interval",
             "1s",
+            "--stats-interval",
+            "2s",
             "--cluster-name",
             CLUSTER,
         ],
@@ -431,7 +450,10 @@ fn monitoring_stack_end_to_end() {
         ) == Some(6.0)
     });
     assert!(have_all, "Prometheus never saw 6 nodes up");
-    std::thread::sleep(Duration::from_secs(6));
+    for _ in 0..3 {
+        read_keys(&cluster);
+        std::thread::sleep(Duration::from_secs(3));
+    }
 
     // ---- 2. one automatic failover, then the dashboards --------------------------------------
     let masters = cluster.masters();

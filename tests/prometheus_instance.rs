@@ -11,15 +11,13 @@
 //!
 //! - `instance_label_per_node_and_ha_pair` checks the labels (must pass);
 //! - `redis_exporter_dashboard_queries` runs the per-node queries a redis_exporter dashboard makes,
-//!   `by (instance)`, and needs every node to answer each of them (ignored while the exporter does
-//!   not export all the families those queries use).
+//!   `by (instance)`, and needs every node to answer each of them.
 
 mod common;
 #[path = "common/prom.rs"]
 mod prom;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -60,20 +58,9 @@ fn label<'a>(s: &'a Series, k: &str) -> &'a str {
     s.labels.get(k).map(String::as_str).unwrap_or("")
 }
 
-/// `--stats-interval 1s` when the exporter under test has that flag (the INFO stats/commandstats
-/// families are collected at that interval, default 15s); nothing for a binary without it, which
-/// would refuse to start on an unknown flag.
+/// The telemetry tier every second (default 15 s), so rate() windows fill quickly.
 fn stats_interval_args() -> Vec<String> {
-    let out = Command::new(Exporter::bin())
-        .arg("--help")
-        .output()
-        .expect("run exporter --help");
-    if String::from_utf8_lossy(&out.stdout).contains("--stats-interval") {
-        vec!["--stats-interval".into(), "1s".into()]
-    } else {
-        eprintln!("note: this exporter has no --stats-interval flag; started without it");
-        Vec::new()
-    }
+    vec!["--stats-interval".into(), "1s".into()]
 }
 
 /// A 3x1 cluster, two exporters on it and a Prometheus scraping both with the repo's config.
@@ -559,10 +546,6 @@ fn answered(series: &[Series]) -> BTreeSet<String> {
 }
 
 #[test]
-#[ignore = "needs the INFO stats/commandstats families (redis_keyspace_hits_total, \
-            redis_keyspace_misses_total, redis_net_input_bytes_total, redis_net_output_bytes_total, \
-            redis_expired_keys_total, redis_evicted_keys_total, redis_commands_total) that the \
-            exporter does not export yet"]
 fn redis_exporter_dashboard_queries() {
     let clock = Clock(Instant::now());
     let stack = Stack::start(&clock, write_keys);

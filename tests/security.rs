@@ -596,3 +596,103 @@ fn exporter_https_and_basic_auth() {
         1
     );
 }
+
+/// The ACL the README documents for the full telemetry, and the older minimal one.
+const TELEMETRY_ACL: &[&str] = &[
+    "-@all",
+    "+cluster|info",
+    "+cluster|nodes",
+    "+info",
+    "+config|get",
+    "+latency|latest",
+    "+slowlog|len",
+    "+slowlog|get",
+];
+const OLD_ACL: &[&str] = &["-@all", "+cluster|info", "+cluster|nodes", "+info"];
+
+fn noperm_count(body: &str, addr: &str) -> f64 {
+    metric_value(
+        body,
+        "redis_exporter_node_poll_errors_total",
+        &[("addr", addr), ("reason", "noperm")],
+    )
+    .unwrap_or(0.0)
+}
+
+#[test]
+fn telemetry_acl_and_the_older_minimal_acl() {
+    let admin = "admin-secret-pw";
+    let cluster = RedisCluster::start(ClusterOptions {
+        password: Some(admin.into()),
+        ..ClusterOptions::default()
+    });
+    for i in 0..cluster.node_count() {
+        for (user, acl) in [("full", TELEMETRY_ACL), ("old", OLD_ACL)] {
+            let mut args = vec!["ACL", "SETUSER", user, "reset", "on", ">user-pw-1234"];
+            args.extend(acl);
+            assert_eq!(cluster.cli(i, &args), "OK");
+        }
+    }
+    let start = |user: &str| {
+        Exporter::start(
+            &[
+                "--redis-addr",
+                &cluster.seed_url(),
+                "--redis-user",
+                user,
+                "--poll-interval",
+                "200ms",
+                "--stats-interval",
+                "1s",
+            ],
+            &[("REDIS_PASSWORD", "user-pw-1234")],
+        )
+    };
+    let (full, old) = (start("full"), start("old"));
+    full.wait_ready(Duration::from_secs(15));
+    old.wait_ready(Duration::from_secs(15));
+    let addr = cluster.addr(0);
+    // The telemetry ACL: everything, no refused command.
+    let body = wait_metrics(&full, "full telemetry on 6 nodes", |b| {
+        up_count(b) == 6
+            && metric_samples(b, "redis_config_maxclients").len() == 6
+            && metric_samples(b, "redis_slowlog_length").len() == 6
+    });
+    assert_eq!(noperm_count(&body, &addr), 0.0, "no refused command");
+    for name in [
+        "redis_commands_total",
+        "redis_memory_used_bytes",
+        "redis_keyspace_hits_total",
+    ] {
+        assert!(!metric_samples(&body, name).is_empty(), "{name}");
+    }
+    // The older ACL: still up, INFO-based telemetry exported, CONFIG GET, LATENCY LATEST and
+    // SLOWLOG missing and counted as noperm, each refused command once per stats interval.
+    let body = wait_metrics(&old, "6 nodes up with the old ACL", |b| {
+        up_count(b) == 6 && noperm_count(b, &addr) > 0.0
+    });
+    let first = noperm_count(&body, &addr);
+    assert!(!metric_samples(&body, "redis_memory_used_bytes").is_empty());
+    assert!(!metric_samples(&body, "redis_commands_total").is_empty());
+    assert!(metric_samples(&body, "redis_config_maxclients").is_empty());
+    assert!(metric_samples(&body, "redis_slowlog_length").is_empty());
+    std::thread::sleep(Duration::from_secs(4));
+    let body = old.metrics();
+    assert_eq!(up_count(&body), 6, "the fast path shows no error");
+    let grown = noperm_count(&body, &addr) - first;
+    // 4 s at a 1 s stats interval: about 4 telemetry polls x 4 refused commands.
+    assert!(
+        (8.0..=24.0).contains(&grown),
+        "noperm counted once per refused command per interval: +{grown} in 4 s"
+    );
+    assert!(
+        metric_value(
+            &body,
+            "redis_exporter_node_poll_errors_total",
+            &[("addr", &addr), ("reason", "auth")]
+        )
+        .is_none(),
+        "no auth failure"
+    );
+    assert!(old.output().contains("noperm"), "the refusal is logged");
+}

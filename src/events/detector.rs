@@ -936,6 +936,8 @@ mod tests {
                             cluster_nodes::parse_cluster_nodes(&text.join("\n")).unwrap(),
                         ),
                         info: info::parse_info(&inf).unwrap(),
+                        stats: None,
+                        soft_failures: Vec::new(),
                     })
                 };
                 NodeObservation {

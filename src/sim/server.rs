@@ -478,7 +478,29 @@ fn handle(shared: &Shared, n: usize, args: &[Vec<u8>], out: &mut Vec<u8>, sessio
             }
             ("READONLY" | "READWRITE", _) => resp::simple(out, "OK"),
             ("COMMAND", _) => resp::array_header(out, 0),
-            ("CONFIG", "GET") => resp::array_header(out, 0),
+            ("CONFIG", "GET") => {
+                // The parameters the exporter reads, with Redis's defaults.
+                let known = [
+                    ("maxmemory", "0"),
+                    ("maxclients", "10000"),
+                    ("io-threads", "1"),
+                ];
+                let asked: Vec<(&str, &str)> = known
+                    .into_iter()
+                    .filter(|(k, _)| {
+                        args.iter()
+                            .skip(2)
+                            .any(|a| a.eq_ignore_ascii_case(k.as_bytes()))
+                    })
+                    .collect();
+                resp::array_header(out, asked.len() * 2);
+                for (k, v) in asked {
+                    resp::bulk(out, k.as_bytes());
+                    resp::bulk(out, v.as_bytes());
+                }
+            }
+            ("SLOWLOG", "LEN") => resp::integer(out, 0),
+            ("SLOWLOG", "GET") | ("LATENCY", "LATEST") => resp::array_header(out, 0),
             ("CLUSTER", "INFO") => {
                 kind = (&traffic.cluster_info_replies, &traffic.cluster_info_bytes);
                 let text = shared.cluster().cluster_info(n, Instant::now());

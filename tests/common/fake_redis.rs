@@ -4,11 +4,13 @@
 //! `free_port` range), reads RESP commands and answers according to a [`Behavior`]. What the
 //! exporter sends (captured from redis-rs 1.8.1): on connect one write of `AUTH` (only with a
 //! password), `CLIENT SETINFO LIB-NAME ...` and `CLIENT SETINFO LIB-VER ...`; then per poll one
-//! pipelined write of `CLUSTER INFO`, `CLUSTER NODES`, `INFO server clients memory replication
-//! stats keyspace` (CLUSTER NODES left out of the pipeline and asked alone afterwards when the
-//! exporter's adaptive topology polling skips it). Connection-setup commands get `+OK` (or
-//! `-NOAUTH` for [`Behavior::NoAuth`]); once a batch of poll commands is complete (a pipeline
-//! ends with INFO; a lone CLUSTER NODES is a batch of its own), its whole answer is produced by
+//! pipelined write of `CLUSTER INFO`, `CLUSTER NODES`, `INFO replication` (CLUSTER NODES left out
+//! of the pipeline and asked alone afterwards when the exporter's adaptive topology polling skips
+//! it), followed in the same write, when the telemetry tier is due, by `INFO all`, `CONFIG GET
+//! maxmemory maxclients io-threads`, `LATENCY LATEST`, `SLOWLOG LEN`, `SLOWLOG GET 1`. Connection-setup commands
+//! get `+OK` (or `-NOAUTH` for [`Behavior::NoAuth`]); once a batch of poll commands is complete
+//! (the fast part ends with `INFO replication`, the telemetry part with `SLOWLOG GET`; a lone
+//! CLUSTER NODES is a batch of its own), its whole answer is produced by
 //! the behavior and delivered as it says (all of it, part then close, part then silence, or an
 //! endless stream).
 //!
@@ -164,13 +166,39 @@ pub fn malformed_nodes_text(port: u16) -> String {
 enum PollCommand {
     ClusterInfo,
     ClusterNodes,
+    /// `INFO replication`: ends the fast part.
     Info,
+    /// `INFO all` and the rest of the telemetry tier.
+    InfoAll,
+    ConfigGet,
+    LatencyLatest,
+    SlowlogLen,
+    /// `SLOWLOG GET 1`: ends the telemetry part.
+    SlowlogGet,
 }
 
 fn poll_command(args: &[String]) -> Option<PollCommand> {
     let name = args.first()?;
+    let sub = |s: &str| args.get(1).is_some_and(|a| a.eq_ignore_ascii_case(s));
     if name.eq_ignore_ascii_case("INFO") {
-        return Some(PollCommand::Info);
+        return Some(if sub("replication") {
+            PollCommand::Info
+        } else {
+            PollCommand::InfoAll
+        });
+    }
+    if name.eq_ignore_ascii_case("CONFIG") && sub("GET") {
+        return Some(PollCommand::ConfigGet);
+    }
+    if name.eq_ignore_ascii_case("LATENCY") {
+        return Some(PollCommand::LatencyLatest);
+    }
+    if name.eq_ignore_ascii_case("SLOWLOG") {
+        return Some(if sub("LEN") {
+            PollCommand::SlowlogLen
+        } else {
+            PollCommand::SlowlogGet
+        });
     }
     if !name.eq_ignore_ascii_case("CLUSTER") {
         return None;
@@ -189,7 +217,13 @@ fn healthy(cmd: PollCommand, port: u16) -> Vec<u8> {
     match cmd {
         PollCommand::ClusterInfo => bulk(CLUSTER_INFO),
         PollCommand::ClusterNodes => bulk(&myself_line(port)),
-        PollCommand::Info => bulk(INFO),
+        PollCommand::Info | PollCommand::InfoAll => bulk(INFO),
+        PollCommand::ConfigGet => {
+            b"*4\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n$10\r\nmaxclients\r\n$5\r\n10000\r\n".to_vec()
+        }
+        PollCommand::SlowlogLen => b":0\r\n".to_vec(),
+        PollCommand::LatencyLatest => b"*0\r\n".to_vec(),
+        PollCommand::SlowlogGet => b"*0\r\n".to_vec(),
     }
 }
 
@@ -502,8 +536,10 @@ fn serve(mut stream: TcpStream, port: u16, behavior: &Behavior, stop: &AtomicBoo
                 continue;
             };
             batch.push(cmd);
-            // A pipeline ends with INFO; CLUSTER NODES alone is the follow-up round trip.
-            let complete = cmd == PollCommand::Info || batch == [PollCommand::ClusterNodes];
+            // The fast part ends with INFO replication, the telemetry part with SLOWLOG GET;
+            // CLUSTER NODES alone is the follow-up round trip.
+            let complete = matches!(cmd, PollCommand::Info | PollCommand::SlowlogGet)
+                || batch == [PollCommand::ClusterNodes];
             if !complete {
                 continue;
             }

@@ -1,0 +1,39 @@
+//! INFO keyspace: keys, keys with an expiry and their average TTL per database, as
+//! redis_exporter labels them (`db="db0"`).
+
+use super::{Collector, Context, Families, Labels, Row};
+use crate::parse::info::DbKeys;
+use prometheus_client::registry::Registry;
+
+/// The keyspace collector.
+pub struct Keyspace;
+
+/// `(metric, help, value)` per database line.
+const FAMILIES: &[Row<DbKeys>] = &[
+    ("redis_db_keys", "Keys per database", |k| k.keys as f64),
+    (
+        "redis_db_keys_expiring",
+        "Keys with an expiry per database",
+        |k| k.expires as f64,
+    ),
+    (
+        "redis_db_avg_ttl_seconds",
+        "Average TTL of the keys with an expiry, per database",
+        |k| k.avg_ttl_ms as f64 / 1000.0,
+    ),
+];
+
+impl Collector for Keyspace {
+    fn collect(&self, cx: &Context<'_>, out: &mut Families, _reg: &mut Registry) {
+        for (name, help, f) in FAMILIES {
+            let samples = cx.answered().flat_map(|(a, d)| {
+                let dbs = d.stats_info().map_or(&[][..], |i| i.keyspace.as_slice());
+                dbs.iter().map(move |k| {
+                    let labels: Labels = vec![("addr", a.to_string()), ("db", k.db.clone())];
+                    (labels, f(k))
+                })
+            });
+            out.gauge(name, help, samples);
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! Prometheus metrics: one collector per area, each reading the snapshot and writing its
+//! families, none knowing the others. Plain INFO fields come from one table
+//! ([`table::INFO_METRICS`]); the encoder ([`encode`]) writes classic text and OpenMetrics.
+//! The exporter's accumulating metrics (poll histogram, error and event counters) live in
+//! [`ExporterMetrics`] and are encoded by `prometheus-client`. Rendering happens once per poll;
+//! `/metrics` only serves the cached bytes.
+
+pub mod cluster;
+pub mod commands;
+pub mod encode;
+pub mod events;
+pub mod exporter;
+pub mod keyspace;
+pub mod memory;
+pub mod node;
+pub mod persistence;
+pub mod replication;
+pub mod stats;
+pub mod table;
+pub mod topology;
+
+use crate::model::{NodeData, NodeObservation, Snapshot};
+pub use encode::{Families, Kind, Labels};
+pub use exporter::ExporterMetrics;
+use prometheus_client::encoding::text::encode as encode_registry;
+use prometheus_client::registry::Registry;
+use std::borrow::Cow;
+use table::{Area, INFO_METRICS};
+
+/// Content type of the classic text format.
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// Content type of OpenMetrics.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// What a collector reads.
+pub struct Context<'a> {
+    /// The poll round.
+    pub snapshot: &'a Snapshot,
+    /// The exporter's accumulating metrics.
+    pub persistent: &'a ExporterMetrics,
+}
+
+impl<'a> Context<'a> {
+    /// Every node that answered, with its address.
+    pub fn answered(&self) -> impl Iterator<Item = (&'a str, &'a NodeData)> + 'a {
+        self.snapshot
+            .observations
+            .values()
+            .filter_map(|o: &'a NodeObservation| Some((o.addr.as_str(), o.data()?)))
+    }
+
+    /// One series per answering node for which `f` gives a value.
+    pub fn per_node(&self, f: impl Fn(&NodeData) -> Option<f64>) -> Vec<(Labels, f64)> {
+        self.answered()
+            .filter_map(|(a, d)| Some((addr(a), f(d)?)))
+            .collect()
+    }
+}
+
+/// A family read from one value per series: `(metric name, help, value)`.
+pub type Row<T> = (&'static str, &'static str, fn(&T) -> f64);
+/// A family read from a value that may be absent: `(metric name, help, value)`.
+pub type OptRow<T> = (&'static str, &'static str, fn(&T) -> Option<f64>);
+
+/// One area of metrics.
+pub trait Collector: Sync {
+    /// Writes this area's families for the snapshot. Families go into `out`; accumulating
+    /// `prometheus-client` metrics are registered in `registry`.
+    fn collect(&self, cx: &Context<'_>, out: &mut Families, registry: &mut Registry);
+}
+
+/// Every collector, in the order their families appear.
+pub const COLLECTORS: &[&dyn Collector] = &[
+    &exporter::Exporter,
+    &node::Node,
+    &cluster::Cluster,
+    &topology::Topology,
+    &replication::Replication,
+    &memory::Memory,
+    &stats::Stats,
+    &persistence::Persistence,
+    &commands::Commands,
+    &keyspace::Keyspace,
+    &events::Events,
+];
+
+/// The `addr` label alone.
+pub fn addr(a: &str) -> Labels {
+    vec![("addr", a.to_string())]
+}
+
+/// 1 for true, 0 for false.
+pub fn bool_value(v: bool) -> f64 {
+    if v { 1.0 } else { 0.0 }
+}
+
+/// Writes the table rows of one area: per node, the field scaled; a field the node does not
+/// report gives no series (and one no node reports, no family), and a count below zero from a
+/// broken server is left out rather than published as a counter going negative. Replication
+/// fields come from this poll's INFO replication only (a replica promoted since the last INFO all
+/// no longer reports `slave_priority`), the others from the latest INFO all.
+pub fn collect_area(area: Area, cx: &Context<'_>, out: &mut Families) {
+    let counts = |k: Kind| matches!(k, Kind::Counter | Kind::CounterNoTotal);
+    for row in INFO_METRICS.iter().filter(|r| r.area == area) {
+        let samples = cx.per_node(|d| {
+            let info = if area == Area::Replication {
+                Some(&d.info)
+            } else {
+                d.stats_info()
+            };
+            let v = info?.field(row.field)? * row.scale;
+            (!counts(row.kind) || v >= 0.0).then_some(v)
+        });
+        out.add(row.name, row.help, row.kind, samples);
+    }
+}
+
+/// The rendered output of one snapshot in both formats.
+#[derive(Debug, Clone, Default)]
+pub struct Rendered {
+    /// OpenMetrics text.
+    pub openmetrics: bytes::Bytes,
+    /// Classic Prometheus text format.
+    pub text: bytes::Bytes,
+    /// Gzipped copies, made by the first scrape that asks for one and shared by the rest.
+    gzipped: [std::sync::OnceLock<bytes::Bytes>; 2],
+}
+
+impl Rendered {
+    /// The gzipped body of one format (compressed once per poll, on first use).
+    pub fn gzipped(&self, openmetrics: bool) -> bytes::Bytes {
+        let (cell, plain) = if openmetrics {
+            (&self.gzipped[1], &self.openmetrics)
+        } else {
+            (&self.gzipped[0], &self.text)
+        };
+        cell.get_or_init(|| {
+            use std::io::Write;
+            let mut gz = flate2::write::GzEncoder::new(
+                Vec::with_capacity(plain.len() / 8),
+                flate2::Compression::fast(),
+            );
+            // Writing into a Vec cannot fail.
+            let _ = gz.write_all(plain);
+            gz.finish().unwrap_or_default().into()
+        })
+        .clone()
+    }
+}
+
+/// Runs every collector over the snapshot and renders both formats.
+pub fn render(snapshot: &Snapshot, persistent: &ExporterMetrics, cluster: &str) -> Rendered {
+    let mut registry = Registry::with_labels(std::iter::once((
+        Cow::Borrowed("cluster"),
+        Cow::Owned(cluster.to_string()),
+    )));
+    let mut families = Families::default();
+    let cx = Context {
+        snapshot,
+        persistent,
+    };
+    for c in COLLECTORS {
+        c.collect(&cx, &mut families, &mut registry);
+    }
+    let mut om = String::with_capacity(64 * 1024);
+    // Writing to a String cannot fail.
+    let _ = encode_registry(&mut om, &registry);
+    let om = om.strip_suffix("# EOF\n").unwrap_or(&om);
+    let (text_part, om_part) = families.encode(cluster);
+    let mut text = to_classic_text(om);
+    text.push_str(&text_part);
+    let mut openmetrics = String::with_capacity(om.len() + om_part.len() + 8);
+    openmetrics.push_str(om);
+    openmetrics.push_str(&om_part);
+    openmetrics.push_str("# EOF\n");
+    Rendered {
+        openmetrics: openmetrics.into(),
+        text: text.into(),
+        gzipped: Default::default(),
+    }
+}
+
+/// Converts prometheus-client's OpenMetrics output to the classic text format: no `# EOF` or
+/// `# UNIT`, counters' HELP/TYPE on the `_total` sample name, `info` families as gauges.
+pub fn to_classic_text(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len());
+    let mut pending_help: Option<(&str, &str)> = None;
+    for line in openmetrics.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            if let Some((name, help)) = rest.split_once(' ') {
+                pending_help = Some((name, help));
+            }
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let Some((name, kind)) = rest.split_once(' ') else {
+                continue;
+            };
+            let (name, kind): (Cow<str>, &str) = match kind {
+                "counter" => (format!("{name}_total").into(), "counter"),
+                "info" => (format!("{name}_info").into(), "gauge"),
+                "gaugehistogram" | "stateset" | "unknown" => (name.into(), "untyped"),
+                k => (name.into(), k),
+            };
+            if let Some((help_name, help)) = pending_help.take()
+                && Some(help_name) == rest.split_once(' ').map(|(n, _)| n)
+            {
+                out.push_str("# HELP ");
+                out.push_str(&name);
+                out.push(' ');
+                out.push_str(help);
+                out.push('\n');
+            }
+            out.push_str("# TYPE ");
+            out.push_str(&name);
+            out.push(' ');
+            out.push_str(kind);
+            out.push('\n');
+            continue;
+        }
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classic_conversion() {
+        let om = "# HELP a_x Some help.\n# TYPE a_x counter\na_x_total{l=\"1\"} 3\n# HELP b Build.\n# TYPE b info\nb_info{version=\"1\"} 1\n# HELP c_bytes C.\n# TYPE c_bytes gauge\n# UNIT c_bytes bytes\nc_bytes 1\n# EOF\n";
+        let text = to_classic_text(om);
+        assert_eq!(
+            text,
+            "# HELP a_x_total Some help.\n# TYPE a_x_total counter\na_x_total{l=\"1\"} 3\n# HELP b_info Build.\n# TYPE b_info gauge\nb_info{version=\"1\"} 1\n# HELP c_bytes C.\n# TYPE c_bytes gauge\nc_bytes 1\n"
+        );
+    }
+
+    #[test]
+    fn table_names_are_unique_and_counters_end_in_total() {
+        let mut names: Vec<&str> = INFO_METRICS.iter().map(|r| r.name).collect();
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(before, names.len(), "a metric name twice in the table");
+        for r in INFO_METRICS {
+            assert_eq!(
+                r.kind == Kind::Counter,
+                r.name.ends_with("_total") && r.kind != Kind::Gauge,
+                "{}",
+                r.name
+            );
+        }
+    }
+}
