@@ -295,6 +295,39 @@ fn addr_of(line: &NodeLine) -> Option<String> {
     line.addr.as_ref().map(ToString::to_string)
 }
 
+/// The line that describes a node: the newest one (highest config epoch) any observer has, its
+/// own `myself` line among equals, then the one most observers agree on. A node's role, slots
+/// and epoch travel together in its gossip, so observers that have heard of a promotion show
+/// the node as a master at the new epoch while the rest still show the old replica line; and
+/// the node's own reply may be the older one when it was read (or cached) before the promotion
+/// and the others after. Taking role and epoch from an older line than the slot claim would pair
+/// the old role with the new slots.
+fn authoritative_line<'a>(
+    own: Option<&'a NodeLine>,
+    lines: &[(&str, &'a NodeLine)],
+) -> Option<&'a NodeLine> {
+    let mut groups: HashMap<(bool, Option<&str>), (u64, usize, &NodeLine)> = HashMap::new();
+    for (_, l) in lines {
+        let g = groups
+            .entry((l.flags.replica, l.master_id.as_deref()))
+            .or_insert((0, 0, l));
+        g.1 += 1;
+        if l.config_epoch >= g.0 {
+            g.0 = l.config_epoch;
+            g.2 = l;
+        }
+    }
+    let newest = groups
+        .into_values()
+        .max_by_key(|(epoch, n, _)| (*epoch, *n))
+        .map(|(_, _, l)| l);
+    match (own, newest) {
+        (Some(o), Some(n)) if n.config_epoch > o.config_epoch => Some(n),
+        (Some(o), _) => Some(o),
+        (None, n) => n,
+    }
+}
+
 /// Derives the cluster view from one round's observations.
 pub fn derive_view(observations: &BTreeMap<String, NodeObservation>) -> ClusterView {
     let reachable: Vec<(&str, &NodeData)> = observations
@@ -302,11 +335,7 @@ pub fn derive_view(observations: &BTreeMap<String, NodeObservation>) -> ClusterV
         .filter_map(|o| Some((o.node_id()?, o.data()?)))
         .collect();
 
-    // The authoritative line per node: its own `myself` line when it answered, else the newest
-    // line any observer has: the highest config epoch, then the most observers. A node's role,
-    // slots and epoch travel together in its gossip, so the observers that have heard of a
-    // promotion show it as a master at the new epoch while the rest still show the old replica
-    // line; counting heads first would pair the old line with the new slot claim.
+    // The authoritative line per node (see `authoritative_line`).
     let mut own: HashMap<&str, &NodeLine> = HashMap::new();
     // Every observer's line about each node, with the observer's id.
     let mut seen: HashMap<&str, Vec<(&str, &NodeLine)>> = HashMap::new();
@@ -329,24 +358,9 @@ pub fn derive_view(observations: &BTreeMap<String, NodeObservation>) -> ClusterV
         ..ClusterView::default()
     };
     for (id, lines) in &seen {
-        let line = own.get(id).copied().or_else(|| {
-            let mut counts: HashMap<(bool, Option<&str>), (usize, u64, &NodeLine)> = HashMap::new();
-            for (_, l) in lines {
-                let e = counts
-                    .entry((l.flags.replica, l.master_id.as_deref()))
-                    .or_insert((0, 0, l));
-                e.0 += 1;
-                if l.config_epoch >= e.1 {
-                    e.1 = l.config_epoch;
-                    e.2 = l;
-                }
-            }
-            counts
-                .into_values()
-                .max_by_key(|(n, epoch, _)| (*epoch, *n))
-                .map(|(_, _, l)| l)
-        });
-        let Some(line) = line else { continue };
+        let Some(line) = authoritative_line(own.get(id).copied(), lines) else {
+            continue;
+        };
         let addr = addr_of(line).or_else(|| lines.iter().find_map(|(_, l)| addr_of(l)));
         let reporters = |pred: fn(&NodeLine) -> bool| -> Vec<String> {
             let mut ids: Vec<String> = lines

@@ -69,6 +69,8 @@ struct ReplicaSample {
     offset: Option<i64>,
     mfstart_sent: u64,
     auth_req_sent: u64,
+    /// FAIL messages received: the cluster broadcasts one when a majority flags a node FAIL.
+    fail_received: u64,
 }
 
 /// Runtime-only memory of one node (lost on restart, which only costs precision).
@@ -81,9 +83,21 @@ struct History {
     /// When the episode ended (answering, unflagged). Kept for a while: a master restarted
     /// quickly can be back before the poll that sees its replica's promotion.
     recovered_at: Option<SystemTime>,
+    /// The node's config epoch when the episode began: a node seen healthy as a master at
+    /// another epoch has taken part in a newer configuration, which ends the episode.
+    episode_epoch: u64,
     last_master_offset: Option<i64>,
     replica_samples: VecDeque<ReplicaSample>,
     pfail_polls: u32,
+}
+
+impl History {
+    /// Forgets the failure episode.
+    fn end_episode(&mut self) {
+        self.first_failure_seen = None;
+        self.fail_flag_seen = false;
+        self.recovered_at = None;
+    }
 }
 
 /// Turns consecutive snapshots into events.
@@ -244,13 +258,24 @@ impl Detector {
             if flagged || polled_down {
                 if h.recovered_at.take().is_some() {
                     // A new episode.
-                    h.first_failure_seen = None;
-                    h.fail_flag_seen = false;
+                    h.end_episode();
                 }
-                h.first_failure_seen.get_or_insert(snap.time);
+                if h.first_failure_seen.is_none() {
+                    h.first_failure_seen = Some(snap.time);
+                    h.episode_epoch = n.config_epoch;
+                }
                 h.fail_flag_seen |= !n.fail_reporters.is_empty();
-            } else if n.reachable && h.first_failure_seen.is_some() && h.recovered_at.is_none() {
-                h.recovered_at = Some(snap.time);
+            } else if n.reachable && h.first_failure_seen.is_some() {
+                if n.role == Role::Master
+                    && !n.slots.is_empty()
+                    && n.config_epoch != h.episode_epoch
+                {
+                    // Healthy and serving slots under a newer configuration (it was promoted
+                    // again): the old failure explains nothing that happens from now on.
+                    h.end_episode();
+                } else if h.recovered_at.is_none() {
+                    h.recovered_at = Some(snap.time);
+                }
             }
             if !n.reachable {
                 continue;
@@ -272,6 +297,7 @@ impl Detector {
                         offset: n.repl_offset,
                         mfstart_sent: ci.map_or(0, |c| c.sent("mfstart")),
                         auth_req_sent: ci.map_or(0, |c| c.sent("auth-req")),
+                        fail_received: ci.map_or(0, |c| c.received("fail")),
                     });
                     while h.replica_samples.len() > REPLICA_SAMPLES {
                         h.replica_samples.pop_front();
@@ -332,6 +358,11 @@ impl Detector {
             if let (true, Some(f), Some(t)) = (was_replica_of_from, from, to) {
                 if promoted.insert(t.to_string()) {
                     events.push(self.failover_event(snap, f, t, &ranges));
+                    // A promoted node starts afresh: an old failure episode of its own must not
+                    // be charged to a later failover away from it.
+                    if let Some(h) = self.history.get_mut(t) {
+                        h.end_episode();
+                    }
                 }
             } else {
                 events.push(self.slots_moved_event(snap, from, to, &ranges));
@@ -388,7 +419,13 @@ impl Detector {
             && old_hist
                 .recovered_at
                 .is_none_or(|r| snap.time.duration_since(r).unwrap_or_default() <= RECENT_RECOVERY);
-        let trigger = if failing && old_hist.fail_flag_seen {
+        // The FAIL flag can come and go between two polls (a master restarted right after its
+        // replica won): the FAIL broadcast the promoted replica received is the same evidence.
+        let fail_broadcast = match (data, baseline) {
+            (Some(d), Some(b)) => d.cluster_info.received("fail") > b.fail_received,
+            _ => false,
+        };
+        let trigger = if failing && (old_hist.fail_flag_seen || fail_broadcast) {
             "automatic"
         } else if failing {
             match by_counters {
@@ -408,12 +445,15 @@ impl Detector {
             .or_else(|| new_hist.replica_samples.back().and_then(|s| s.offset));
         let master_offset = old_hist.last_master_offset;
         let loss = match (master_offset, replica_offset) {
-            (Some(m), Some(r)) => Some((m - r).max(0)),
+            (Some(m), Some(r)) => Some(m.saturating_sub(r).max(0)),
             _ => None,
         };
         let first_failure = old_hist.first_failure_seen.filter(|_| failing);
         let duration = match (trigger, first_failure) {
             ("manual", _) | (_, None) => None,
+            // The failure and the promotion were first seen by the same poll (the exporter was
+            // paused or down across the failover): how long it took is unknown, not 0.
+            (_, Some(t)) if t == snap.time => None,
             (_, Some(t)) => Some(
                 snap.time
                     .duration_since(t)
@@ -853,6 +893,8 @@ mod tests {
         /// (id, offset)
         offsets: Vec<(String, i64)>,
         second_offset: Vec<(String, i64)>,
+        /// (id, cluster_stats_messages_fail_received)
+        fail_received: Vec<(String, u64)>,
         /// observers that see a different owner for slot 0: (observer id, owner id)
         stale_owner_of_0: Vec<(String, String)>,
     }
@@ -920,8 +962,9 @@ mod tests {
                         .iter()
                         .find(|c| c.0 == me.id)
                         .map_or((0, 0), |c| (c.1, c.2));
+                    let fr = w.fail_received.iter().find(|c| c.0 == me.id).map_or(0, |c| c.1);
                     let ci = format!(
-                        "cluster_state:{}\ncluster_slots_ok:16384\ncluster_stats_messages_mfstart_sent:{mf}\ncluster_stats_messages_auth-req_sent:{ar}\ncluster_current_epoch:9\n",
+                        "cluster_state:{}\ncluster_slots_ok:16384\ncluster_stats_messages_mfstart_sent:{mf}\ncluster_stats_messages_auth-req_sent:{ar}\ncluster_stats_messages_fail_received:{fr}\ncluster_current_epoch:9\n",
                         if w.state_fail { "fail" } else { "ok" }
                     );
                     let off = w.offsets.iter().find(|o| o.0 == me.id).map_or(100, |o| o.1);
@@ -1121,6 +1164,181 @@ mod tests {
         assert_eq!(f.details["trigger"], "automatic");
         assert_eq!(f.details["duration_seconds"], 3.0);
         assert_eq!(f.details["last_master_offset_seen"], 900);
+    }
+
+    /// Sets node `who` as master of `slots` at `epoch` and `demoted` as its replica.
+    fn promote_at(all: &mut [N], who: char, demoted: char, epoch: u64) {
+        let slots = all
+            .iter()
+            .find(|n| n.id == id(demoted))
+            .map(|n| n.slots.clone())
+            .unwrap();
+        for n in all.iter_mut() {
+            if n.id == id(who) {
+                n.master_of = None;
+                n.epoch = epoch;
+                n.slots = slots.clone();
+            } else if n.id == id(demoted) {
+                n.master_of = Some(id(who));
+                n.slots.clear();
+            }
+        }
+    }
+
+    #[test]
+    fn a_fail_flag_missed_between_polls_is_still_automatic() {
+        // kill -9, then FAIL, the election and the old master's restart all between two polls:
+        // the exporter never sees the flag, only the old master unreachable, the promotion, and
+        // the FAIL broadcast the promoted replica received (with its election's auth-req).
+        let mut all = cluster();
+        let mut d = started(&all);
+        let mut w = World::default();
+        d.observe(&snap(1, &all, &w));
+        w.down = vec![id('a')];
+        d.observe(&snap(2, &all, &w));
+        promote(&mut all, 'a', 'd');
+        for n in all.iter_mut() {
+            if n.id == id('a') {
+                n.master_of = Some(id('d'));
+            }
+        }
+        w.down.clear();
+        w.counters = vec![(id('d'), 0, 1)];
+        w.fail_received = vec![(id('d'), 1)];
+        let ev = d.observe(&snap(5, &all, &w));
+        let f = ev
+            .iter()
+            .find(|e| e.kind == "failover")
+            .expect("a failover");
+        assert_eq!(f.details["trigger"], "automatic", "{:#?}", f.details);
+        // Without the FAIL broadcast, an election after an outage is what FORCE looks like.
+        let mut all = cluster();
+        let mut d = started(&all);
+        let mut w = World::default();
+        d.observe(&snap(1, &all, &w));
+        w.down = vec![id('a')];
+        d.observe(&snap(2, &all, &w));
+        promote(&mut all, 'a', 'd');
+        w.down.clear();
+        w.counters = vec![(id('d'), 0, 1)];
+        let ev = d.observe(&snap(5, &all, &w));
+        let f = ev
+            .iter()
+            .find(|e| e.kind == "failover")
+            .expect("a failover");
+        assert_eq!(f.details["trigger"], "force");
+    }
+
+    #[test]
+    fn promoted_node_read_before_its_promotion_and_the_others_after() {
+        // Regression (tests/sim_scale.rs): in one round the promoted replica d answered before
+        // it won (its own line: a replica at its old master's epoch) and the other observers
+        // after (d a master at epoch 7). d's own older line must not describe it.
+        let old = cluster();
+        let mut d = started(&old);
+        let mut new = old.clone();
+        promote(&mut new, 'a', 'd');
+        let w = World {
+            down: vec![id('a')],
+            flags: vec![(id('a'), "fail")],
+            ..World::default()
+        };
+        let fresh = snap(5, &new, &w);
+        let stale = snap(5, &old, &w);
+        let mut observations: Vec<NodeObservation> = fresh
+            .observations
+            .values()
+            .filter(|o| o.node_id() != Some(id('d').as_str()))
+            .cloned()
+            .collect();
+        observations.extend(
+            stale
+                .observations
+                .values()
+                .filter(|o| o.node_id() == Some(id('d').as_str()))
+                .cloned(),
+        );
+        let s = Snapshot::new(fresh.time, fresh.duration, observations);
+        let view_d = &s.view.nodes[&id('d')];
+        assert_eq!((view_d.role, view_d.config_epoch), (Role::Master, 7));
+        let ev = d.observe(&s);
+        let f = ev
+            .iter()
+            .find(|e| e.kind == "failover")
+            .expect("a failover");
+        assert_eq!(f.key, format!("failover/{}/7", id('d')));
+    }
+
+    #[test]
+    fn failure_and_promotion_first_seen_together_have_no_duration() {
+        // The exporter was paused (SIGSTOP) across the whole failover: the first poll after
+        // SIGCONT sees the dead master and the promotion at once. It never saw the failure
+        // begin, so the duration is unknown (null), not 0.
+        let mut all = cluster();
+        let mut d = started(&all);
+        promote(&mut all, 'a', 'd');
+        let w = World {
+            down: vec![id('a')],
+            flags: vec![(id('a'), "fail")],
+            ..World::default()
+        };
+        let ev = d.observe(&snap(30, &all, &w));
+        let f = ev
+            .iter()
+            .find(|e| e.kind == "failover")
+            .expect("a failover");
+        assert_eq!(f.details["trigger"], "automatic");
+        assert_eq!(f.details["duration_seconds"], Value::Null);
+    }
+
+    #[test]
+    fn an_old_failure_is_not_charged_to_a_later_takeover() {
+        // a is killed and replaced by d, comes back as d's replica, becomes master again by
+        // CLUSTER FAILOVER FORCE, and 20 s later loses its slots to CLUSTER FAILOVER TAKEOVER:
+        // that last one is a takeover, whatever a's failure half a minute earlier.
+        let mut all = cluster();
+        let mut d = started(&all);
+        let mut w = World::default();
+        d.observe(&snap(1, &all, &w));
+        w.down = vec![id('a')];
+        d.observe(&snap(2, &all, &w));
+        w.flags = vec![(id('a'), "fail")];
+        d.observe(&snap(3, &all, &w));
+        promote(&mut all, 'a', 'd');
+        let ev = d.observe(&snap(4, &all, &w));
+        assert_eq!(ev[0].details["trigger"], "automatic");
+        // Back, as d's replica.
+        for n in all.iter_mut() {
+            if n.id == id('a') {
+                n.master_of = Some(id('d'));
+            }
+        }
+        w.down.clear();
+        w.flags.clear();
+        d.observe(&snap(5, &all, &w));
+        // FORCE: a wins an election (auth-req rises) at epoch 8; d follows it.
+        promote_at(&mut all, 'a', 'd', 8);
+        w.counters = vec![(id('a'), 0, 1)];
+        let ev = d.observe(&snap(6, &all, &w));
+        let f = ev
+            .iter()
+            .find(|e| e.kind == "failover")
+            .expect("the FORCE failover");
+        assert_eq!(f.details["trigger"], "force");
+        assert_eq!(f.details["new_master"]["id"], id('a'));
+        for t in 7..26 {
+            d.observe(&snap(t, &all, &w));
+        }
+        // TAKEOVER by d at epoch 9: no election, a healthy.
+        promote_at(&mut all, 'd', 'a', 9);
+        let ev = d.observe(&snap(26, &all, &w));
+        let f = ev
+            .iter()
+            .find(|e| e.kind == "failover")
+            .expect("the TAKEOVER failover");
+        assert_eq!(f.details["trigger"], "takeover", "{:#?}", f.details);
+        assert_eq!(f.details["duration_seconds"], Value::Null);
+        assert_eq!(f.details["first_failure_seen"], Value::Null);
     }
 
     #[test]
