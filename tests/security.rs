@@ -417,8 +417,12 @@ fn minimal_acl_user_and_password_rotation() {
     run(Command::new("touch").arg("-r").arg(&file).arg(&reference));
     set_user(pw3);
     wait_metrics(&e, "auth failures again", |b| up_count(b) == 0);
-    write_pw(&file, pw3);
-    run(Command::new("touch").arg("-r").arg(&reference).arg(&file));
+    // Written beside it with the old stamp and renamed over it, so no poll can ever see the
+    // file with a new stamp (writing in place, then touching, left a window of a few ms).
+    let staged = dir.path().join("redis-password.new");
+    write_pw(&staged, pw3);
+    run(Command::new("touch").arg("-r").arg(&reference).arg(&staged));
+    std::fs::rename(&staged, &file).unwrap();
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(
         up_count(&e.metrics()),
