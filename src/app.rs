@@ -8,7 +8,7 @@ use crate::events::detector::{Detector, Topology};
 use crate::events::store::{Event, EventStore, NewEvent, StoreError};
 use crate::events::{load_topology, save_topology, topology_path};
 use crate::http::{Shared, router};
-use crate::metrics::{ExporterMetrics, render};
+use crate::metrics::ExporterMetrics;
 use crate::poller::{Poller, PollerSettings};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -41,7 +41,6 @@ pub enum AppError {
 
 /// Runs until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> Result<(), AppError> {
-    let shared = Arc::new(Shared::default());
     let store = EventStore::open(
         &config.event_log,
         config.event_retention,
@@ -51,6 +50,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     if let Some(last) = store.last_of_kind("failover") {
         exporter_metrics.set_last_failover(&last.time);
     }
+    let shared = Arc::new(Shared::new(exporter_metrics.clone(), &config.cluster_name));
     let store: SharedStore = Arc::new(Mutex::new(store));
     let listener = tokio::net::TcpListener::bind(config.listen_address)
         .await
@@ -229,7 +229,6 @@ async fn poll_loop(
                 Err(e) => tracing::error!(error = %e, "cannot save the detector topology"),
             }
         }
-        shared.publish(render(&snapshot, &exporter_metrics, &config.cluster_name));
         tracing::debug!(
             nodes = snapshot.observations.len(),
             up = snapshot
@@ -240,6 +239,7 @@ async fn poll_loop(
             duration_ms = snapshot.duration.as_millis() as u64,
             "poll complete"
         );
+        shared.publish(Arc::new(snapshot));
     }
 }
 

@@ -1,38 +1,74 @@
-//! The HTTP surface: `/metrics` (cached render of the latest poll), `/health`, `/ready` and the
-//! landing page. Handlers never wait on Redis.
+//! The HTTP surface: `/metrics` (rendered from the latest poll on the first scrape after it,
+//! then served from that render), `/health`, `/ready` and the landing page. Handlers never wait
+//! on Redis.
 
-use crate::metrics::{OPENMETRICS_CONTENT_TYPE, Rendered, TEXT_CONTENT_TYPE};
+use crate::metrics::{
+    ExporterMetrics, OPENMETRICS_CONTENT_TYPE, Rendered, TEXT_CONTENT_TYPE, render,
+};
+use crate::model::Snapshot;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
+
+/// The latest completed poll and, once a scrape asked for it, its render.
+struct Published {
+    snapshot: Arc<Snapshot>,
+    rendered: OnceLock<Arc<Rendered>>,
+}
 
 /// State shared between the poll loop (writer) and the HTTP handlers (readers).
-#[derive(Default)]
 pub struct Shared {
-    rendered: RwLock<Arc<Rendered>>,
+    latest: RwLock<Option<Arc<Published>>>,
     ready: AtomicBool,
+    metrics: ExporterMetrics,
+    cluster: String,
 }
 
 impl Shared {
-    /// Publishes the render of a completed poll and marks the exporter ready.
-    pub fn publish(&self, rendered: Rendered) {
-        let rendered = Arc::new(rendered);
-        match self.rendered.write() {
-            Ok(mut guard) => *guard = rendered,
-            Err(poisoned) => *poisoned.into_inner() = rendered,
+    /// Shared state rendering with these accumulating metrics and `cluster` label.
+    pub fn new(metrics: ExporterMetrics, cluster: &str) -> Self {
+        Shared {
+            latest: RwLock::new(None),
+            ready: AtomicBool::new(false),
+            metrics,
+            cluster: cluster.to_string(),
+        }
+    }
+
+    /// Publishes a completed poll and marks the exporter ready. Nothing is rendered until a
+    /// scrape asks: a 1 s poll under a 15 s scrape renders once per scrape, not 15 times.
+    pub fn publish(&self, snapshot: Arc<Snapshot>) {
+        let published = Some(Arc::new(Published {
+            snapshot,
+            rendered: OnceLock::new(),
+        }));
+        match self.latest.write() {
+            Ok(mut guard) => *guard = published,
+            Err(poisoned) => *poisoned.into_inner() = published,
         }
         self.ready.store(true, Ordering::Release);
     }
 
-    /// The latest render.
+    fn latest(&self) -> Option<Arc<Published>> {
+        match self.latest.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The render of the latest poll, made by the first caller after that poll and shared by
+    /// every later (and concurrent) one. Before the first poll: an empty render.
     pub fn rendered(&self) -> Arc<Rendered> {
-        match self.rendered.read() {
-            Ok(guard) => Arc::clone(&guard),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        match self.latest() {
+            Some(p) => Arc::clone(p.rendered.get_or_init(|| {
+                self.metrics.record_render();
+                Arc::new(render(&p.snapshot, &self.metrics, &self.cluster))
+            })),
+            None => Arc::new(Rendered::default()),
         }
     }
 
@@ -78,7 +114,12 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    let rendered = shared.rendered();
+    // Rendering is CPU work (milliseconds at hundreds of nodes): off the async workers.
+    let renderer = Arc::clone(&shared);
+    let rendered = match tokio::task::spawn_blocking(move || renderer.rendered()).await {
+        Ok(r) => r,
+        Err(_) => return (StatusCode::INTERNAL_SERVER_ERROR, "render failed\n").into_response(),
+    };
     let openmetrics = wants_openmetrics(&headers);
     let content_type = if openmetrics {
         OPENMETRICS_CONTENT_TYPE

@@ -553,4 +553,20 @@ fn metrics_are_gzipped_for_clients_that_ask() {
         .to_lowercase()
         .contains("content-encoding")
     );
+
+    // Rendered on scrape, not on poll: 2 s without a scrape at a 200 ms poll is ~10 polls and
+    // no render; then one render per scrape at most, whatever the number of polls.
+    let renders =
+        |b: &str| metric_value(b, "redis_exporter_metrics_renders_total", &[]).unwrap_or(0.0);
+    let polls =
+        |b: &str| metric_value(b, "redis_exporter_poll_duration_seconds_count", &[]).unwrap_or(0.0);
+    let before = metrics(&e);
+    std::thread::sleep(Duration::from_secs(2));
+    let after = metrics(&e);
+    assert!(polls(&after) >= polls(&before) + 5.0, "polls went on");
+    assert_eq!(
+        renders(&after),
+        renders(&before) + 1.0,
+        "one render for one scrape"
+    );
 }

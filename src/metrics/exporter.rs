@@ -18,6 +18,7 @@ use std::time::UNIX_EPOCH;
 pub struct ExporterMetrics {
     poll_duration: Histogram,
     node_poll_errors: Family<Labels, Counter>,
+    renders: Counter,
     /// Failover and event counters.
     pub events: EventMetrics,
 }
@@ -27,6 +28,7 @@ impl Default for ExporterMetrics {
         ExporterMetrics {
             poll_duration: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             node_poll_errors: Family::default(),
+            renders: Counter::default(),
             events: EventMetrics::default(),
         }
     }
@@ -42,6 +44,11 @@ impl ExporterMetrics {
     /// the stored log).
     pub fn set_last_failover(&self, rfc3339: &str) {
         self.events.set_last_failover(rfc3339);
+    }
+
+    /// Accounts one render of `/metrics` (one per poll at most, and only when scraped).
+    pub fn record_render(&self) {
+        self.renders.inc();
     }
 
     /// Accounts one completed poll round: its duration, every failed node poll, and every
@@ -81,6 +88,11 @@ impl Collector for Exporter {
             "redis_exporter_node_poll_errors",
             "Failed polls of a node, and failed parts of its telemetry, by reason",
             m.node_poll_errors.clone(),
+        );
+        reg.register(
+            "redis_exporter_metrics_renders",
+            "Renders of /metrics: at most one per poll, made by the first scrape after it",
+            m.renders.clone(),
         );
         reg.register(
             "redis_exporter_build",

@@ -2,8 +2,8 @@
 //! families, none knowing the others. Plain INFO fields come from one table
 //! ([`table::INFO_METRICS`]); the encoder ([`encode`]) writes classic text and OpenMetrics.
 //! The exporter's accumulating metrics (poll histogram, error and event counters) live in
-//! [`ExporterMetrics`] and are encoded by `prometheus-client`. Rendering happens once per poll;
-//! `/metrics` only serves the cached bytes.
+//! [`ExporterMetrics`] and are encoded by `prometheus-client`. [`render`] is called by the HTTP
+//! layer on the first scrape after a poll; later scrapes of that poll share its bytes.
 
 pub mod cluster;
 pub mod commands;
