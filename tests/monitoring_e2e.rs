@@ -42,29 +42,6 @@ const CLUSTER: &str = "e2e";
 /// killed master).
 const MAY_BE_EMPTY: &[(&str, &str)] = &[];
 
-/// Elapsed-time logger.
-struct Clock(Instant);
-
-impl Clock {
-    fn log(&self, msg: &str) {
-        eprintln!("[{:6.1}s] {msg}", self.0.elapsed().as_secs_f64());
-    }
-}
-
-/// Polls `f` every `every` until it returns true; false after `timeout` (never panics).
-fn poll_until(timeout: Duration, every: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    loop {
-        if f() {
-            return true;
-        }
-        if start.elapsed() >= timeout {
-            return false;
-        }
-        std::thread::sleep(every);
-    }
-}
-
 /// Instant query that must succeed; its first value, or None for an empty result.
 fn scalar(prom: &Prometheus, expr: &str) -> Option<f64> {
     prom.query(expr)

@@ -26,29 +26,6 @@ use prom::*;
 const CLUSTER: &str = "inst";
 const JOB: &str = "redis-cluster-exporter";
 
-/// Elapsed-time logger.
-struct Clock(Instant);
-
-impl Clock {
-    fn log(&self, msg: &str) {
-        eprintln!("[{:6.1}s] {msg}", self.0.elapsed().as_secs_f64());
-    }
-}
-
-/// Polls `f` every `every` until it returns true; false after `timeout` (never panics).
-fn poll_until(timeout: Duration, every: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    loop {
-        if f() {
-            return true;
-        }
-        if start.elapsed() >= timeout {
-            return false;
-        }
-        std::thread::sleep(every);
-    }
-}
-
 fn query(prom: &Prometheus, expr: &str) -> Vec<Series> {
     prom.query(expr)
         .unwrap_or_else(|e| panic!("query {expr}: {e}"))

@@ -18,6 +18,30 @@ use tempfile::TempDir;
 
 use crate::common::{free_port, try_http_get};
 
+/// Elapsed-time logger of a long test's phases.
+pub struct Clock(pub Instant);
+
+impl Clock {
+    /// Prints `msg` with the seconds since the clock started.
+    pub fn log(&self, msg: &str) {
+        eprintln!("[{:6.1}s] {msg}", self.0.elapsed().as_secs_f64());
+    }
+}
+
+/// Polls `f` every `every` until it returns true; false after `timeout` (never panics).
+pub fn poll_until(timeout: Duration, every: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if f() {
+            return true;
+        }
+        if start.elapsed() >= timeout {
+            return false;
+        }
+        std::thread::sleep(every);
+    }
+}
+
 /// The repository root (where Cargo.toml is).
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
