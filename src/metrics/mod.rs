@@ -15,6 +15,7 @@ pub mod memory;
 pub mod node;
 pub mod persistence;
 pub mod replication;
+pub mod risk;
 pub mod stats;
 pub mod table;
 pub mod topology;
@@ -76,6 +77,7 @@ pub const COLLECTORS: &[&dyn Collector] = &[
     &node::Node,
     &cluster::Cluster,
     &topology::Topology,
+    &risk::Risk,
     &replication::Replication,
     &memory::Memory,
     &stats::Stats,

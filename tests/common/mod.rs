@@ -379,6 +379,12 @@ fn server_args(
     a
 }
 
+/// 127.0.0.`n`, for `distinct_hosts`.
+fn loopback_host(n: usize) -> String {
+    assert!((1..=254).contains(&n), "no loopback host 127.0.0.{n}");
+    format!("127.0.0.{n}")
+}
+
 fn spawn_server(dir: &Path, args: &[String]) -> Child {
     let out = File::create(dir.join("stdout.log")).expect("create stdout.log");
     let err = out.try_clone().expect("clone stdout.log");
@@ -437,11 +443,36 @@ fn start_servers(
     password: Option<&str>,
     extra: &[String],
 ) -> Vec<ServerProc> {
-    let mk = |root: &Path| {
+    start_servers_on(root, n, cluster, password, extra, None)
+}
+
+/// `start_servers`; with `first_host: Some(k)`, server `j` also binds and announces
+/// 127.0.0.(k+j) (see `ClusterOptions::distinct_hosts`).
+fn start_servers_on(
+    root: &Path,
+    n: usize,
+    cluster: Option<u64>,
+    password: Option<&str>,
+    extra: &[String],
+    first_host: Option<usize>,
+) -> Vec<ServerProc> {
+    let mk = |root: &Path, j: usize| {
         let port = free_port();
         let dir = root.join(port.to_string());
         fs::create_dir_all(&dir).expect("create node dir");
-        let args = server_args(port, &dir, cluster, password, extra);
+        let mut args = server_args(port, &dir, cluster, password, extra);
+        if let Some(k) = first_host {
+            let host = loopback_host(k + j);
+            // The later --bind replaces server_args' 127.0.0.1-only one.
+            args.extend([
+                "--bind".into(),
+                format!("127.0.0.1 {host}"),
+                "--cluster-announce-ip".into(),
+                host.clone(),
+                "--replica-announce-ip".into(),
+                host,
+            ]);
+        }
         let child = spawn_server(&dir, &args);
         ServerProc {
             port,
@@ -450,8 +481,8 @@ fn start_servers(
             child: Some(child),
         }
     };
-    let mut procs: Vec<ServerProc> = (0..n).map(|_| mk(root)).collect();
-    for p in procs.iter_mut() {
+    let mut procs: Vec<ServerProc> = (0..n).map(|j| mk(root, j)).collect();
+    for (j, p) in procs.iter_mut().enumerate() {
         let mut tries = 0;
         loop {
             match wait_server_ready(p, password) {
@@ -462,7 +493,7 @@ fn start_servers(
                         tries < 10,
                         "could not start redis-server: ports keep being taken"
                     );
-                    *p = mk(root);
+                    *p = mk(root, j);
                 }
             }
         }
@@ -482,6 +513,10 @@ pub struct ClusterOptions {
     pub password: Option<String>,
     /// Extra `redis-server` arguments, e.g. `["--cluster-require-full-coverage", "no"]`.
     pub extra_args: Vec<String>,
+    /// Node `i` also binds 127.0.0.(2+i) and announces it (cluster bus and replication), so
+    /// every node is on its own "host" (all of 127.0.0.0/8 is local on Linux). The harness
+    /// still talks to every node on 127.0.0.1; `host_addr(i)` is the announced address.
+    pub distinct_hosts: bool,
 }
 
 impl Default for ClusterOptions {
@@ -492,6 +527,7 @@ impl Default for ClusterOptions {
             node_timeout_ms: 2000,
             password: None,
             extra_args: Vec::new(),
+            distinct_hosts: false,
         }
     }
 }
@@ -521,12 +557,13 @@ impl RedisCluster {
             .tempdir()
             .expect("create cluster temp dir");
         let n = opts.masters * (1 + opts.replicas);
-        let procs = start_servers(
+        let procs = start_servers_on(
             dir.path(),
             n,
             Some(opts.node_timeout_ms),
             opts.password.as_deref(),
             &opts.extra_args,
+            opts.distinct_hosts.then_some(2),
         );
         let mut c = RedisCluster {
             nodes: procs
@@ -667,6 +704,15 @@ impl RedisCluster {
 
     pub fn addr(&self, i: usize) -> String {
         format!("127.0.0.1:{}", self.port(i))
+    }
+
+    /// The address node `i` announces (`addr` label): `addr(i)` unless `distinct_hosts`.
+    pub fn host_addr(&self, i: usize) -> String {
+        if self.opts.distinct_hosts {
+            format!("{}:{}", loopback_host(2 + i), self.port(i))
+        } else {
+            self.addr(i)
+        }
     }
 
     pub fn seed_url(&self) -> String {
@@ -864,12 +910,13 @@ impl RedisCluster {
     /// Starts a new empty cluster-enabled node and `CLUSTER MEET`s it from node 0 (or the first
     /// running node). Does not wait for the handshake to finish; see `wait_converged`.
     pub fn add_node(&mut self) -> usize {
-        let mut procs = start_servers(
+        let mut procs = start_servers_on(
             self.dir.path(),
             1,
             Some(self.opts.node_timeout_ms),
             self.opts.password.as_deref(),
             &self.opts.extra_args,
+            self.opts.distinct_hosts.then_some(2 + self.nodes.len()),
         );
         let p = procs.pop().unwrap();
         let idx = self.nodes.len();
