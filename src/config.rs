@@ -16,7 +16,8 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName,
 #[command(
     name = "redis-cluster-exporter",
     version,
-    about = "Prometheus exporter and failover log for a whole Redis Cluster"
+    about = "Prometheus exporter and failover log for a whole Redis Cluster",
+    after_help = "One-shot cluster check for CI and Nagios: redis-cluster-exporter check --help"
 )]
 pub struct Args {
     /// Seed nodes, comma separated (redis://host:port); any node of the cluster will do
@@ -90,6 +91,26 @@ pub struct Args {
     /// Log format
     #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
+}
+
+/// Flags of `redis-cluster-exporter check`: every connection, TLS and auth flag of the server
+/// (the server-only ones are accepted and ignored), plus the check's own.
+#[derive(Debug, Parser)]
+#[command(
+    name = "redis-cluster-exporter check",
+    version,
+    about = "Checks a whole Redis Cluster once; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad flags included)"
+)]
+pub struct CheckArgs {
+    /// The server's flags (connection, TLS, auth, --node-timeout).
+    #[command(flatten)]
+    pub common: Args,
+    /// Report format
+    #[arg(long, default_value = "human", value_parser = ["human", "json"])]
+    pub output: String,
+    /// Replica lag (master offset minus replica offset) above this many bytes is a WARNING
+    #[arg(long, env = "CHECK_MAX_LAG_BYTES", default_value_t = crate::check::DEFAULT_MAX_LAG_BYTES)]
+    pub max_lag_bytes: u64,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -5,6 +5,7 @@
 
 pub mod alerter;
 pub mod app;
+pub mod check;
 pub mod client;
 pub mod config;
 pub mod events;
