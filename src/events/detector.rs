@@ -347,6 +347,8 @@ impl Detector {
             }
         }
         let mut promoted = HashSet::new();
+        // Old masters of automatic failovers, with where their failover event goes.
+        let mut missed: Vec<(usize, String)> = Vec::new();
         for ((from, to), slots) in moves {
             let ranges = slots_to_ranges(slots);
             let was_replica_of_from = match (from, to) {
@@ -357,7 +359,12 @@ impl Detector {
             };
             if let (true, Some(f), Some(t)) = (was_replica_of_from, from, to) {
                 if promoted.insert(t.to_string()) {
-                    events.push(self.failover_event(snap, f, t, &ranges));
+                    let failover = self.failover_event(snap, f, t, &ranges);
+                    if failover.details.get("trigger").and_then(Value::as_str) == Some("automatic")
+                    {
+                        missed.push((events.len(), f.to_string()));
+                    }
+                    events.push(failover);
                     // A promoted node starts afresh: an old failure episode of its own must not
                     // be charged to a later failover away from it.
                     if let Some(h) = self.history.get_mut(t) {
@@ -368,7 +375,48 @@ impl Detector {
                 events.push(self.slots_moved_event(snap, from, to, &ranges));
             }
         }
+        for (at, old) in missed.into_iter().rev() {
+            if let Some(e) = self.missed_fail(snap, &old) {
+                events.insert(at, e);
+            }
+        }
         promoted
+    }
+
+    /// An automatic failover means the cluster marked the old master FAIL. When no poll saw the
+    /// flag (it came and went between two polls: the master restarted right after its replica
+    /// won), no node_fail was announced: it is announced now, with no reporters, and the node is
+    /// tracked as failed so its recovery is announced too.
+    fn missed_fail(&mut self, snap: &Snapshot, old: &str) -> Option<NewEvent> {
+        let flagged_now = snap
+            .view
+            .nodes
+            .get(old)
+            .is_some_and(|n| !n.fail_reporters.is_empty());
+        let t = self.topology.nodes.get_mut(old)?;
+        if t.health == Health::Fail || flagged_now {
+            // Already announced, or announced by this poll's health check with its reporters.
+            return None;
+        }
+        t.health = Health::Fail;
+        let (role, addr, epoch) = (t.role.clone(), t.addr.clone(), t.config_epoch);
+        let summary = format!(
+            "{role} {} ({}) was marked FAIL by the cluster (seen from its automatic failover: the \
+             flag came and went between two polls)",
+            short(old),
+            addr.as_deref().unwrap_or("?")
+        );
+        Some(event(
+            snap.time,
+            "node_fail",
+            format!("node_fail/{old}/{epoch}"),
+            summary,
+            json!({
+                "node": node_ref(old, addr.as_deref()),
+                "role": role,
+                "reported_by": Vec::<String>::new(),
+            }),
+        ))
     }
 
     fn failover_event(
@@ -1211,6 +1259,13 @@ mod tests {
             .find(|e| e.kind == "failover")
             .expect("a failover");
         assert_eq!(f.details["trigger"], "automatic", "{:#?}", f.details);
+        // The FAIL the failover implies is announced, then the recovery of the node that is
+        // already back.
+        assert_eq!(
+            kinds(&ev),
+            ["node_fail", "failover", "node_recovered", "role_changed"]
+        );
+        assert_eq!(ev[0].key, format!("node_fail/{}/1", id('a')));
         // Without the FAIL broadcast, an election after an outage is what FORCE looks like.
         let mut all = cluster();
         let mut d = started(&all);
