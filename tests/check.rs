@@ -7,7 +7,7 @@ mod common;
 #[path = "common/fake_redis.rs"]
 mod fake_redis;
 
-use common::{ClusterOptions, Exporter, RedisCluster, free_port};
+use common::{ClusterOptions, EXPORTER_ENV_VARS, Exporter, RedisCluster, free_port};
 use fake_redis::{Behavior, FakeRedis};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,22 +15,6 @@ use std::time::{Duration, Instant};
 const NODE_TIMEOUT: &str = "500ms";
 /// The whole check ends within 3 node timeouts; this adds process start and slack.
 const MAX_RUN: Duration = Duration::from_millis(3 * 500 + 1500);
-
-/// Variables of the exporter's configuration, kept out of the child's environment.
-const ENV: &[&str] = &[
-    "REDIS_ADDR",
-    "REDIS_USER",
-    "REDIS_PASSWORD",
-    "REDIS_PASSWORD_FILE",
-    "REDIS_TLS_CA_CERT_FILE",
-    "REDIS_TLS_CLIENT_CERT_FILE",
-    "REDIS_TLS_CLIENT_KEY_FILE",
-    "REDIS_TLS_SKIP_VERIFY",
-    "NODE_TIMEOUT",
-    "POLL_INTERVAL",
-    "CHECK_MAX_LAG_BYTES",
-    "LOG_LEVEL",
-];
 
 struct Run {
     code: i32,
@@ -57,7 +41,8 @@ fn run(args: &[&str]) -> Run {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    for k in ENV {
+    // The exporter's configuration variables, and LOG_LEVEL (check logs nothing unless set).
+    for k in EXPORTER_ENV_VARS.iter().chain(&["LOG_LEVEL"]) {
         cmd.env_remove(k);
     }
     let started = Instant::now();

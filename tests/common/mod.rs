@@ -1224,7 +1224,7 @@ impl Drop for RedisStandalone {
 
 /// Environment variables of the exporter's own configuration; removed from the child's
 /// environment (so the developer's shell cannot leak into tests) unless passed in `envs`.
-const EXPORTER_ENV_VARS: &[&str] = &[
+pub const EXPORTER_ENV_VARS: &[&str] = &[
     "REDIS_ADDR",
     "REDIS_USER",
     "REDIS_PASSWORD",
@@ -1242,6 +1242,13 @@ const EXPORTER_ENV_VARS: &[&str] = &[
     "EVENT_RETENTION",
     "CLUSTER_NAME",
     "LOG_FORMAT",
+    "STATS_INTERVAL",
+    "FULL_TOPOLOGY_MAX_NODES",
+    "MAX_REPLY_BYTES",
+    "WEB_CONFIG_FILE",
+    "ALERTMANAGER_URL",
+    "ALERT_STATE_FAIL_FOR",
+    "CHECK_MAX_LAG_BYTES",
 ];
 
 pub struct Exporter {
