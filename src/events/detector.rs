@@ -1136,6 +1136,23 @@ mod tests {
         assert_eq!(ev[1].details["to_master_id"], id('d'));
     }
 
+    /// One round in which the observers `late` answered from `stale` (before a change reached
+    /// them) and every other node from `fresh`.
+    fn stale_for(fresh: &Snapshot, stale: &Snapshot, late: &[char]) -> Snapshot {
+        let is_late = |o: &NodeObservation| {
+            o.node_id()
+                .is_some_and(|i| late.iter().any(|c| id(*c) == i))
+        };
+        let observations = fresh
+            .observations
+            .values()
+            .filter(|o| !is_late(o))
+            .chain(stale.observations.values().filter(|o| is_late(o)))
+            .cloned()
+            .collect();
+        Snapshot::new(fresh.time, fresh.duration, observations)
+    }
+
     #[test]
     fn promotion_heard_by_a_minority_while_the_new_master_does_not_answer() {
         // Regression (tests/sim_scale.rs, once in four runs): d is promoted but does not answer
@@ -1152,25 +1169,7 @@ mod tests {
             flags: vec![(id('a'), "fail")],
             ..World::default()
         };
-        let fresh = snap(5, &new, &w);
-        let stale = snap(5, &old, &w);
-        let from = |s: &Snapshot, who: &[char]| -> Vec<NodeObservation> {
-            s.observations
-                .values()
-                .filter(|o| o.node_id().is_some_and(|i| who.iter().any(|c| id(*c) == i)))
-                .cloned()
-                .collect()
-        };
-        let mut observations = from(&fresh, &['b']);
-        observations.extend(from(&stale, &['c', 'e', 'f']));
-        observations.extend(
-            fresh
-                .observations
-                .values()
-                .filter(|o| o.result.is_err())
-                .cloned(),
-        );
-        let s = Snapshot::new(fresh.time, fresh.duration, observations);
+        let s = stale_for(&snap(5, &new, &w), &snap(5, &old, &w), &['c', 'e', 'f']);
         let view_d = &s.view.nodes[&id('d')];
         assert_eq!(view_d.role, Role::Master);
         assert_eq!(view_d.config_epoch, 7);
@@ -1298,22 +1297,7 @@ mod tests {
             flags: vec![(id('a'), "fail")],
             ..World::default()
         };
-        let fresh = snap(5, &new, &w);
-        let stale = snap(5, &old, &w);
-        let mut observations: Vec<NodeObservation> = fresh
-            .observations
-            .values()
-            .filter(|o| o.node_id() != Some(id('d').as_str()))
-            .cloned()
-            .collect();
-        observations.extend(
-            stale
-                .observations
-                .values()
-                .filter(|o| o.node_id() == Some(id('d').as_str()))
-                .cloned(),
-        );
-        let s = Snapshot::new(fresh.time, fresh.duration, observations);
+        let s = stale_for(&snap(5, &new, &w), &snap(5, &old, &w), &['d']);
         let view_d = &s.view.nodes[&id('d')];
         assert_eq!((view_d.role, view_d.config_epoch), (Role::Master, 7));
         let ev = d.observe(&s);

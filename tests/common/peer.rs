@@ -270,16 +270,6 @@ pub fn families(
 // Sending many commands on one connection
 // ---------------------------------------------------------------------------------------------
 
-fn encode(args: &[String]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
 /// What `redis-cli --pipe` reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PipeResult {
@@ -296,7 +286,9 @@ pub fn pipe_commands(port: u16, password: Option<&str>, cmds: &[Vec<String>]) ->
     let input = dir.path().join("in.resp");
     let mut f = File::create(&input).expect("create pipe input");
     for c in cmds {
-        f.write_all(&encode(c)).expect("write pipe input");
+        let args: Vec<&str> = c.iter().map(String::as_str).collect();
+        f.write_all(&super::encode_cmd(&args))
+            .expect("write pipe input");
     }
     drop(f);
     let out_path = dir.path().join("out");
