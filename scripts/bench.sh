@@ -170,6 +170,17 @@ start_exporter_defaults() { # dir, seed urls, extra args... -> sets EXP_PID, EXP
   wait_for 60 "exporter /ready" curl -sf -o /dev/null "$EXP_URL/ready"
 }
 
+# prometheus-redis-exporter in multi-target mode, logging to DIR -> sets RE_PID, RE_URL.
+start_redis_exporter() { # dir
+  local port
+  port=$(free_port)
+  "$REDIS_EXPORTER" --redis.addr= --web.listen-address "127.0.0.1:$port" >"$1/redis_exporter.log" 2>&1 &
+  RE_PID=$!
+  PIDS+=("$RE_PID")
+  RE_URL="http://127.0.0.1:$port"
+  wait_for 30 "redis_exporter" curl -sf -o /dev/null "$RE_URL/metrics"
+}
+
 all_up() { [ "$(up_count "$1/metrics")" -ge "$2" ]; }
 
 # Median and p90 of curl GET times (ms) of URL over $2 sequential requests; prints "bytes p50".
@@ -379,13 +390,9 @@ compare() {
 
   log "prometheus-redis-exporter (multi-target /scrape), ${BENCH_SECONDS}s"
   reset_redis_stats
-  local rport
-  rport=$(free_port)
-  "$REDIS_EXPORTER" --redis.addr= --web.listen-address "127.0.0.1:$rport" >"$dir/redis_exporter.log" 2>&1 &
-  local rpid=$!
-  PIDS+=("$rpid")
-  THEIRS_URL="http://127.0.0.1:$rport"
-  wait_for 30 "redis_exporter" curl -sf -o /dev/null "$THEIRS_URL/metrics"
+  start_redis_exporter "$dir"
+  local rpid=$RE_PID
+  THEIRS_URL=$RE_URL
   c0=0
   scrape_loop_theirs "$THEIRS_URL" "$dir/theirs.count" &
   loop=$!
@@ -505,15 +512,11 @@ redis_time() {
   local o_s=$RT_SECONDS o_m=$RT_USEC_M o_r=$RT_USEC_R o_cm=$RT_CMDS_M o_cr=$RT_CMDS_R
 
   log "redis-time: prometheus-redis-exporter, /scrape of each node once a second, ${REDIS_TIME_SECONDS}s"
-  local rport rpid
-  rport=$(free_port)
-  "$REDIS_EXPORTER" --redis.addr= --web.listen-address "127.0.0.1:$rport" >"$dir/redis_exporter.log" 2>&1 &
-  rpid=$!
-  PIDS+=("$rpid")
-  wait_for 30 "redis_exporter" curl -sf -o /dev/null "http://127.0.0.1:$rport/metrics"
+  start_redis_exporter "$dir"
+  local rpid=$RE_PID
   redis_time_window "$rpid" "$dir/theirs.count" \
-    "http://127.0.0.1:$rport/scrape?target=redis://127.0.0.1:$RT_M" \
-    "http://127.0.0.1:$rport/scrape?target=redis://127.0.0.1:$RT_R"
+    "$RE_URL/scrape?target=redis://127.0.0.1:$RT_M" \
+    "$RE_URL/scrape?target=redis://127.0.0.1:$RT_R"
   local t_s=$RT_SECONDS t_m=$RT_USEC_M t_r=$RT_USEC_R t_cm=$RT_CMDS_M t_cr=$RT_CMDS_R t_n=$RT_ROUNDS
 
   per_s() { awk -v u="$1" -v s="$2" 'BEGIN {printf "%.1f", u / s}'; }
@@ -586,13 +589,9 @@ latency() {
   LAT_RSS="RSS at $LAT_NODES nodes: $(awk -v k="$idle_hwm" 'BEGIN {printf "%.1f", k / 1024}') MB peak before the load, $(awk -v k="$(hwm_kb "$EXP_PID")" 'BEGIN {printf "%.1f", k / 1024}') MB after"
   stop "$EXP_PID" "$SIM_PID"
 
-  local rport rpid
-  rport=$(free_port)
-  "$REDIS_EXPORTER" --redis.addr= --web.listen-address "127.0.0.1:$rport" >"$dir/redis_exporter.log" 2>&1 &
-  rpid=$!
-  PIDS+=("$rpid")
-  wait_for 30 "redis_exporter" curl -sf -o /dev/null "http://127.0.0.1:$rport/metrics"
-  res=$(latency_of "http://127.0.0.1:$rport/scrape?target=redis://127.0.0.1:${REDIS_PORTS[0]}")
+  start_redis_exporter "$dir"
+  local rpid=$RE_PID
+  res=$(latency_of "$RE_URL/scrape?target=redis://127.0.0.1:${REDIS_PORTS[0]}")
   rows+=("$(printf '%-44s %8s %8s %9s %9s' "prometheus-redis-exporter /scrape, 1 node" $res)")
   stop "$rpid"
 
