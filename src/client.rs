@@ -216,23 +216,13 @@ fn classify(err: &redis::RedisError, budget: &Budget) -> PollFailure {
 }
 
 fn text_of(value: Option<Value>) -> Result<String, PollFailure> {
-    let Some(value) = value else {
-        return Err(failure(FailureReason::Protocol, "pipeline reply too short"));
-    };
     match value {
         // Valid UTF-8 (the normal case) is taken as is, without a copy.
-        Value::BulkString(bytes) => Ok(String::from_utf8(bytes)
+        Some(Value::BulkString(bytes)) => Ok(String::from_utf8(bytes)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())),
-        Value::SimpleString(s) => Ok(s),
-        Value::VerbatimString { text, .. } => Ok(text),
-        Value::ServerError(e) => {
-            let err: redis::RedisError = e.into();
-            Err(classify(&err, &Budget::default()))
-        }
-        other => Err(failure(
-            FailureReason::Protocol,
-            format!("unexpected reply type {}", kind_name(&other)),
-        )),
+        Some(Value::SimpleString(s)) => Ok(s),
+        Some(Value::VerbatimString { text, .. }) => Ok(text),
+        other => Err(unexpected(other)),
     }
 }
 
