@@ -164,13 +164,12 @@ impl AlertPlanner {
                 out.push(self.state_fail_alert(addr, since, now + self.resend * 4));
             }
         }
-        for e in events.iter().filter(|e| e.kind == "failover") {
+        for (e, failover) in events
+            .iter()
+            .filter_map(|e| e.details.failover().map(|f| (e, f)))
+        {
             let started = humantime::parse_rfc3339(&e.time).unwrap_or(now);
-            let trigger = e
-                .details
-                .get("trigger")
-                .and_then(|t| t.as_str())
-                .unwrap_or("unknown");
+            let trigger = failover.trigger.as_str();
             out.push(PostableAlert {
                 labels: map(&[
                     ("alertname", "RedisClusterFailover"),

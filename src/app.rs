@@ -5,6 +5,7 @@ use crate::alerter::{AlertPlanner, spawn_sender};
 use crate::config::Config;
 use crate::events::api::SharedStore;
 use crate::events::detector::{Detector, Topology};
+use crate::events::kind::EventKind;
 use crate::events::store::{Event, EventStore, NewEvent, StoreError};
 use crate::events::{load_topology, save_topology, topology_path};
 use crate::http::{Shared, router};
@@ -47,7 +48,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         &config.cluster_name,
     )?;
     let exporter_metrics = ExporterMetrics::default();
-    if let Some(last) = store.last_of_kind("failover") {
+    if let Some(last) = store.last_of_kind(EventKind::Failover) {
         exporter_metrics.set_last_failover(&last.time);
     }
     let shared = Arc::new(Shared::new(exporter_metrics.clone(), &config.cluster_name));
@@ -259,10 +260,10 @@ fn store_events(
             drop(guard);
             for e in &stored {
                 metrics.record_event(e);
-                let details = serde_json::Value::Object(e.details.clone());
+                let details = serde_json::to_string(&e.details).unwrap_or_default();
                 tracing::info!(
                     id = e.id,
-                    kind = %e.kind,
+                    kind = %e.kind(),
                     key = %e.key,
                     details = %details,
                     "{}",

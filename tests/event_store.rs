@@ -5,7 +5,12 @@ mod common;
 
 use proptest::prelude::*;
 use redis_cluster_exporter::events::api::{self, MAX_STREAMS, SharedStore};
-use redis_cluster_exporter::events::store::{Event, EventStore, KINDS, NewEvent, StoreError};
+use redis_cluster_exporter::events::kind::{
+    ClusterStateDetails, ConfigConflictDetails, Details, EventKind, FailoverDetails,
+    NodeAddedDetails, NodeHealthDetails, NodeRef, NodeRemovedDetails, RoleChangedDetails,
+    SlotsMovedDetails, StateValue, Trigger,
+};
+use redis_cluster_exporter::events::store::{Event, EventStore, NewEvent, StoreError};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, OpenOptions};
@@ -22,17 +27,74 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 // ---------------------------------------------------------------------------------------------
 
 fn new_event(kind: &str, key: &str) -> NewEvent {
-    let mut details = serde_json::Map::new();
-    details.insert(
-        "node".into(),
-        json!({"id": "abc", "addr": "127.0.0.1:7000"}),
-    );
+    let kind = EventKind::parse(kind).expect("a known kind");
     NewEvent {
         key: key.to_string(),
         time: UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
-        kind: kind.to_string(),
         summary: format!("{kind} {key}"),
-        details,
+        details: details_of(kind),
+    }
+}
+
+/// Small but complete details of each kind.
+fn details_of(kind: EventKind) -> Details {
+    let node = NodeRef::new("abc", Some("127.0.0.1:7000"));
+    let health = NodeHealthDetails {
+        node: node.clone(),
+        reported_by: vec!["def".into()],
+        role: "master".into(),
+    };
+    match kind {
+        EventKind::Failover => Details::Failover(FailoverDetails {
+            config_epoch: 7,
+            duration_seconds: Some(3.5),
+            first_failure_seen: None,
+            last_master_offset_seen: Some(100),
+            new_master: NodeRef::new("def", None),
+            old_master: node,
+            possible_data_loss_bytes: Some(0),
+            replica_offset_at_promotion: Some(100),
+            slots: "0-5460".into(),
+            trigger: Trigger::Automatic,
+        }),
+        EventKind::NodePfail => Details::NodePfail(health),
+        EventKind::NodeFail => Details::NodeFail(health),
+        EventKind::NodeRecovered => Details::NodeRecovered(health),
+        EventKind::ClusterState => Details::ClusterState(ClusterStateDetails {
+            from: StateValue::Ok,
+            slots_fail: 1,
+            slots_ok: 16383,
+            slots_pfail: 0,
+            to: StateValue::Fail,
+        }),
+        EventKind::NodeAdded => Details::NodeAdded(NodeAddedDetails {
+            master_id: None,
+            node,
+            role: "master".into(),
+        }),
+        EventKind::NodeRemoved => Details::NodeRemoved(NodeRemovedDetails {
+            node,
+            role: "replica".into(),
+        }),
+        EventKind::RoleChanged => Details::RoleChanged(RoleChangedDetails {
+            from_master_id: None,
+            from_role: "master".into(),
+            node,
+            to_master_id: Some("def".into()),
+            to_role: "replica".into(),
+        }),
+        EventKind::SlotsMoved => Details::SlotsMoved(SlotsMovedDetails {
+            config_epoch: 8,
+            from: Some(node),
+            slot_count: 1,
+            slots: "0".into(),
+            to: None,
+        }),
+        EventKind::ConfigConflict => Details::ConfigConflict(ConfigConflictDetails {
+            claims: vec![],
+            masters: vec!["abc".into()],
+            slots: "0".into(),
+        }),
     }
 }
 
@@ -134,7 +196,7 @@ fn append_writes_one_flat_line_per_event_and_reopen_continues_ids() {
     assert_eq!(lines.len(), 2);
     assert_eq!(
         lines[0],
-        r#"{"id":1,"key":"failover/n1/7","time":"2023-11-14T22:13:20.123Z","cluster":"test","kind":"failover","summary":"failover failover/n1/7","node":{"addr":"127.0.0.1:7000","id":"abc"}}"#
+        r#"{"id":1,"key":"failover/n1/7","time":"2023-11-14T22:13:20.123Z","cluster":"test","kind":"failover","summary":"failover failover/n1/7","config_epoch":7,"duration_seconds":3.5,"first_failure_seen":null,"last_master_offset_seen":100,"new_master":{"addr":null,"id":"def"},"old_master":{"addr":"127.0.0.1:7000","id":"abc"},"possible_data_loss_bytes":0,"replica_offset_at_promotion":100,"slots":"0-5460","trigger":"automatic"}"#
     );
     let parsed: Event = serde_json::from_str(&lines[1]).unwrap();
     assert_eq!(parsed, stored[1]);
@@ -278,35 +340,6 @@ fn a_foreign_file_is_refused_and_left_untouched() {
         assert!(err.to_string().contains("not-a-log"), "{err}");
         assert_eq!(fs::read(&path).unwrap(), content);
     }
-}
-
-#[test]
-fn append_refuses_unknown_kinds_and_reserved_details_without_writing() {
-    let dir = TempDir::new().unwrap();
-    let path = log_path(&dir);
-    let mut store = open(&path, 100);
-    append_one(&mut store, "failover", "a");
-    let before = fs::read(&path).unwrap();
-
-    let err = store
-        .append(vec![new_event("failover", "b"), new_event("exploded", "c")])
-        .unwrap_err();
-    assert!(
-        matches!(err, StoreError::UnknownKind(ref k) if k == "exploded"),
-        "{err}"
-    );
-
-    let mut bad = new_event("failover", "d");
-    bad.details.insert("kind".into(), json!("x"));
-    let err = store.append(vec![bad]).unwrap_err();
-    assert!(
-        matches!(err, StoreError::ReservedField(ref f) if f == "kind"),
-        "{err}"
-    );
-
-    assert_eq!(fs::read(&path).unwrap(), before);
-    assert_eq!(ids(&store.query(None, None, None)), vec![1]);
-    assert_eq!(append_one(&mut store, "failover", "e").id, 2);
 }
 
 #[test]
@@ -467,7 +500,9 @@ fn sample_store(dir: &TempDir) -> EventStore {
 fn query_filters_combine() {
     let dir = TempDir::new().unwrap();
     let store = sample_store(&dir);
-    let q = |since, limit, kind| ids(&store.query(since, limit, kind));
+    let q = |since, limit, kind: Option<&str>| {
+        ids(&store.query(since, limit, kind.and_then(EventKind::parse)))
+    };
     assert_eq!(q(None, None, None), vec![1, 2, 3, 4, 5, 6, 7, 8]);
     assert_eq!(q(Some(0), None, None), vec![1, 2, 3, 4, 5, 6, 7, 8]);
     assert_eq!(q(Some(5), None, None), vec![6, 7, 8]);
@@ -493,9 +528,15 @@ fn keys_after_and_last_of_kind() {
     assert_eq!(keys, expected);
     assert_eq!(store.keys_after(0).len(), 8);
     assert!(store.keys_after(8).is_empty());
-    assert_eq!(store.last_of_kind("failover").map(|e| e.id), Some(8));
-    assert_eq!(store.last_of_kind("node_recovered").map(|e| e.id), Some(4));
-    assert!(store.last_of_kind("slots_moved").is_none());
+    assert_eq!(
+        store.last_of_kind(EventKind::Failover).map(|e| e.id),
+        Some(8)
+    );
+    assert_eq!(
+        store.last_of_kind(EventKind::NodeRecovered).map(|e| e.id),
+        Some(4)
+    );
+    assert!(store.last_of_kind(EventKind::SlotsMoved).is_none());
 }
 
 #[test]
@@ -577,7 +618,10 @@ fn run_ops(retention: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let batch = (0..count)
                     .map(|_| {
                         n += 1;
-                        new_event(KINDS[n % KINDS.len()], &format!("k{n}"))
+                        new_event(
+                            EventKind::ALL[n % EventKind::ALL.len()].as_str(),
+                            &format!("k{n}"),
+                        )
                     })
                     .collect();
                 let stored = store.append(batch).unwrap();
@@ -730,7 +774,7 @@ async fn get_events_filters() {
     assert_eq!(first["kind"], "failover");
     assert_eq!(first["time"], "2023-11-14T22:13:20.123Z");
     assert_eq!(
-        first["node"]["addr"], "127.0.0.1:7000",
+        first["old_master"]["addr"], "127.0.0.1:7000",
         "details are flattened"
     );
 
@@ -912,7 +956,7 @@ impl SseClient {
         let message = self.next().await;
         let event: Event = serde_json::from_str(&message.data).expect("data is one event");
         assert_eq!(message.id, Some(event.id.to_string()));
-        assert_eq!(message.event.as_deref(), Some(event.kind.as_str()));
+        assert_eq!(message.event.as_deref(), Some(event.kind().as_str()));
         event
     }
 }
@@ -958,7 +1002,7 @@ async fn stream_without_since_sends_only_new_events_and_filters_by_kind() {
     assert_eq!(all.next_event().await.id, 9);
     assert_eq!(all.next_event().await.id, 10);
     let only = failovers.next_event().await;
-    assert_eq!((only.id, only.kind.as_str()), (10, "failover"));
+    assert_eq!((only.id, only.kind().as_str()), (10, "failover"));
 }
 
 #[tokio::test]

@@ -4,7 +4,8 @@
 //! Query parameters are validated by hand so that every bad input gets a 400 with a JSON body
 //! `{"error": "..."}` naming the parameter. Nothing in a request reaches the filesystem.
 
-use super::store::{Event, EventStore, KINDS};
+use super::kind::EventKind;
+use super::store::{Event, EventStore};
 use axum::Router;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -78,7 +79,7 @@ impl IntoResponse for ApiError {
 struct Params {
     since: Option<u64>,
     limit: Option<usize>,
-    kind: Option<&'static str>,
+    kind: Option<EventKind>,
 }
 
 /// Parses a raw query string, accepting only the parameter names in `allowed`, each at most
@@ -118,9 +119,9 @@ fn parse_params(raw: Option<&str>, allowed: &[&str]) -> Result<Params, ApiError>
                 })?);
             }
             "kind" => {
-                let kind = KINDS.iter().find(|k| **k == value);
-                params.kind = Some(*kind.ok_or_else(|| {
-                    ApiError::bad_request(format!("kind must be one of {}", KINDS.join(", ")))
+                params.kind = Some(EventKind::parse(&value).ok_or_else(|| {
+                    let names: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+                    ApiError::bad_request(format!("kind must be one of {}", names.join(", ")))
                 })?);
             }
             _ => {}
@@ -236,7 +237,7 @@ struct Feed {
     /// Highest id already sent or deliberately passed over; live events at or below it are
     /// duplicates of the backlog or replay.
     cursor: u64,
-    kind: Option<&'static str>,
+    kind: Option<EventKind>,
     store: SharedStore,
     /// Frees a stream slot when the connection goes away.
     _permit: OwnedSemaphorePermit,
@@ -258,7 +259,7 @@ impl Feed {
                         continue;
                     }
                     self.cursor = event.id;
-                    if self.kind.is_none_or(|k| event.kind == k)
+                    if self.kind.is_none_or(|k| event.kind() == k)
                         && let Some(message) = to_sse(&event)
                     {
                         return Some(message);
@@ -293,10 +294,7 @@ impl Feed {
 /// `id: <id>`, `event: <kind>`, `data: <one-line JSON>`; `None` (logged) if it cannot be encoded.
 fn to_sse(event: &Event) -> Option<sse::Event> {
     let mut message = sse::Event::default().id(event.id.to_string());
-    // A kind read back from a hand-edited log could hold a line break, which SSE cannot carry.
-    if !event.kind.contains(['\r', '\n']) {
-        message = message.event(&event.kind);
-    }
+    message = message.event(event.kind().as_str());
     match message.json_data(event) {
         Ok(message) => Some(message),
         Err(e) => {
@@ -322,12 +320,12 @@ mod tests {
             Ok(Params {
                 since: Some(5),
                 limit: Some(10),
-                kind: Some("failover")
+                kind: Some(EventKind::Failover)
             })
         );
         assert_eq!(
             parse("kind=node%5Fpfail").map(|p| p.kind),
-            Ok(Some("node_pfail"))
+            Ok(Some(EventKind::NodePfail))
         );
         assert_eq!(parse("limit=100000").map(|p| p.limit), Ok(Some(100_000)));
         assert_eq!(parse("since=0").map(|p| p.since), Ok(Some(0)));

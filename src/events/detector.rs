@@ -2,11 +2,15 @@
 //! last recorded and emits events (failover, node health, cluster state, membership, roles, slot
 //! moves, config conflicts). It does no IO; the caller persists [`Topology`] and the events.
 
+use crate::events::kind::{
+    Claim, ClusterStateDetails, ConfigConflictDetails, Details, EventKind, FailoverDetails,
+    NodeAddedDetails, NodeHealthDetails, NodeRef, NodeRemovedDetails, RoleChangedDetails,
+    SlotsMovedDetails, StateValue, Trigger,
+};
 use crate::events::store::NewEvent;
 use crate::model::{Role, Snapshot, ViewNode};
 use crate::parse::cluster_nodes::{SLOT_COUNT, SlotRange, format_ranges, slots_to_ranges};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, SystemTime};
 
@@ -114,19 +118,14 @@ fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
-fn node_ref(id: &str, addr: Option<&str>) -> Value {
-    json!({ "id": id, "addr": addr })
+fn node_ref(id: &str, addr: Option<&str>) -> NodeRef {
+    NodeRef::new(id, addr)
 }
 
-fn event(time: SystemTime, kind: &str, key: String, summary: String, details: Value) -> NewEvent {
-    let details = match details {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    };
+fn event(time: SystemTime, key: String, summary: String, details: Details) -> NewEvent {
     NewEvent {
         key,
         time,
-        kind: kind.to_string(),
         summary,
         details,
     }
@@ -360,7 +359,10 @@ impl Detector {
             if let (true, Some(f), Some(t)) = (was_replica_of_from, from, to) {
                 if promoted.insert(t.to_string()) {
                     let failover = self.failover_event(snap, f, t, &ranges);
-                    if failover.details.get("trigger").and_then(Value::as_str) == Some("automatic")
+                    if failover
+                        .details
+                        .failover()
+                        .is_some_and(|f| f.trigger == Trigger::Automatic)
                     {
                         missed.push((events.len(), f.to_string()));
                     }
@@ -408,13 +410,12 @@ impl Detector {
         );
         Some(event(
             snap.time,
-            "node_fail",
             format!("node_fail/{old}/{epoch}"),
             summary,
-            json!({
-                "node": node_ref(old, addr.as_deref()),
-                "role": role,
-                "reported_by": Vec::<String>::new(),
+            Details::NodeFail(NodeHealthDetails {
+                node: node_ref(old, addr.as_deref()),
+                reported_by: Vec::new(),
+                role,
             }),
         ))
     }
@@ -438,67 +439,16 @@ impl Detector {
         let empty = History::default();
         let old_hist = self.history.get(old).unwrap_or(&empty);
         let new_hist = self.history.get(new).unwrap_or(&empty);
-
-        let data = snap.data_of(new);
-        let counters = data.map(|d| {
-            (
-                d.cluster_info.sent("mfstart"),
-                d.cluster_info.sent("auth-req"),
-            )
-        });
-        let baseline = new_hist.replica_samples.front();
-        let by_counters = match (counters, baseline) {
-            (Some((mf, ar)), Some(b)) => {
-                if mf > b.mfstart_sent {
-                    "manual"
-                } else if ar > b.auth_req_sent {
-                    "force"
-                } else {
-                    "takeover"
-                }
-            }
-            _ => "unknown",
-        };
-        // The cluster flagged the old master FAIL: the replica won an election on its own. A
-        // failing (unreachable or suspected) master rules out a manual failover, which needs the
-        // master's cooperation; FORCE and TAKEOVER are told apart by the election messages.
         // A failure episode that ended long before the promotion is not evidence.
         let failing = old_hist.first_failure_seen.is_some()
             && old_hist
                 .recovered_at
                 .is_none_or(|r| snap.time.duration_since(r).unwrap_or_default() <= RECENT_RECOVERY);
-        // The FAIL flag can come and go between two polls (a master restarted right after its
-        // replica won): the FAIL broadcast the promoted replica received is the same evidence.
-        let fail_broadcast = match (data, baseline) {
-            (Some(d), Some(b)) => d.cluster_info.received("fail") > b.fail_received,
-            _ => false,
-        };
-        let trigger = if failing && (old_hist.fail_flag_seen || fail_broadcast) {
-            "automatic"
-        } else if failing {
-            match by_counters {
-                "force" | "takeover" => by_counters,
-                _ => "automatic",
-            }
-        } else {
-            by_counters
-        };
-
-        // The offset the replica had when it stopped replicating: INFO's second_repl_offset - 1
-        // on the promoted node, else its last offset seen as a replica.
-        let replica_offset = data
-            .and_then(|d| d.info.second_repl_offset)
-            .filter(|o| *o > 0)
-            .map(|o| o - 1)
-            .or_else(|| new_hist.replica_samples.back().and_then(|s| s.offset));
-        let master_offset = old_hist.last_master_offset;
-        let loss = match (master_offset, replica_offset) {
-            (Some(m), Some(r)) => Some(m.saturating_sub(r).max(0)),
-            _ => None,
-        };
+        let trigger = classify_trigger(snap, new, old_hist, new_hist, failing);
+        let (replica_offset, master_offset, loss) = offsets(snap, new, old_hist, new_hist);
         let first_failure = old_hist.first_failure_seen.filter(|_| failing);
         let duration = match (trigger, first_failure) {
-            ("manual", _) | (_, None) => None,
+            (Trigger::Manual, _) | (_, None) => None,
             // The failure and the promotion were first seen by the same poll (the exporter was
             // paused or down across the failover): how long it took is unknown, not 0.
             (_, Some(t)) if t == snap.time => None,
@@ -512,7 +462,7 @@ impl Detector {
         let slots = format_ranges(ranges);
         let summary = format!(
             "{} failover: replica {} ({}) took over slots {} from master {} ({}) at config epoch {}{}",
-            trigger,
+            trigger.as_str(),
             short(new),
             new_addr.as_deref().unwrap_or("?"),
             slots,
@@ -525,20 +475,19 @@ impl Detector {
         );
         event(
             snap.time,
-            "failover",
             format!("failover/{new}/{epoch}"),
             summary,
-            json!({
-                "old_master": node_ref(old, old_addr.as_deref()),
-                "new_master": node_ref(new, new_addr.as_deref()),
-                "slots": slots,
-                "config_epoch": epoch,
-                "trigger": trigger,
-                "first_failure_seen": first_failure.map(rfc3339),
-                "duration_seconds": duration,
-                "replica_offset_at_promotion": replica_offset,
-                "last_master_offset_seen": master_offset,
-                "possible_data_loss_bytes": loss,
+            Details::Failover(FailoverDetails {
+                config_epoch: epoch,
+                duration_seconds: duration,
+                first_failure_seen: first_failure.map(rfc3339),
+                last_master_offset_seen: master_offset,
+                new_master: node_ref(new, new_addr.as_deref()),
+                old_master: node_ref(old, old_addr.as_deref()),
+                possible_data_loss_bytes: loss,
+                replica_offset_at_promotion: replica_offset,
+                slots,
+                trigger,
             }),
         )
     }
@@ -571,7 +520,6 @@ impl Detector {
         let (from_addr, to_addr) = (addr_of(from), addr_of(to));
         event(
             snap.time,
-            "slots_moved",
             format!(
                 "slots_moved/{}/{}/{}/{}",
                 from.unwrap_or("-"),
@@ -584,12 +532,12 @@ impl Detector {
                 name(from, &from_addr),
                 name(to, &to_addr)
             ),
-            json!({
-                "from": from.map(|f| node_ref(f, from_addr.as_deref())),
-                "to": to.map(|t| node_ref(t, to_addr.as_deref())),
-                "slots": slots,
-                "slot_count": count,
-                "config_epoch": epoch,
+            Details::SlotsMoved(SlotsMovedDetails {
+                config_epoch: epoch,
+                from: from.map(|f| node_ref(f, from_addr.as_deref())),
+                slot_count: count,
+                slots,
+                to: to.map(|t| node_ref(t, to_addr.as_deref())),
             }),
         )
     }
@@ -599,7 +547,6 @@ impl Detector {
             if !self.topology.nodes.contains_key(&n.id) {
                 events.push(event(
                     snap.time,
-                    "node_added",
                     format!("node_added/{}", n.id),
                     format!(
                         "node {} ({}) joined the cluster as {}",
@@ -607,10 +554,10 @@ impl Detector {
                         n.addr.as_deref().unwrap_or("?"),
                         n.role.as_str()
                     ),
-                    json!({
-                        "node": node_ref(&n.id, n.addr.as_deref()),
-                        "role": n.role.as_str(),
-                        "master_id": n.master_id,
+                    Details::NodeAdded(NodeAddedDetails {
+                        master_id: n.master_id.clone(),
+                        node: node_ref(&n.id, n.addr.as_deref()),
+                        role: n.role.as_str().to_string(),
                     }),
                 ));
             }
@@ -619,14 +566,16 @@ impl Detector {
             if !snap.view.nodes.contains_key(id) {
                 events.push(event(
                     snap.time,
-                    "node_removed",
                     format!("node_removed/{id}"),
                     format!(
                         "node {} ({}) is no longer known to any reachable node",
                         short(id),
                         t.addr.as_deref().unwrap_or("?")
                     ),
-                    json!({ "node": node_ref(id, t.addr.as_deref()), "role": t.role }),
+                    Details::NodeRemoved(NodeRemovedDetails {
+                        node: node_ref(id, t.addr.as_deref()),
+                        role: t.role.clone(),
+                    }),
                 ));
             }
         }
@@ -658,12 +607,12 @@ impl Detector {
             t.health = cur;
             let (kind, reporters, what) = match cur {
                 Health::Fail => (
-                    "node_fail",
+                    EventKind::NodeFail,
                     n.fail_reporters.as_slice(),
                     format!("is marked FAIL by {} node(s)", n.fail_reporters.len()),
                 ),
                 Health::Pfail => (
-                    "node_pfail",
+                    EventKind::NodePfail,
                     n.pfail_reporters.as_slice(),
                     format!(
                         "is suspected failing (PFAIL) by {} node(s)",
@@ -671,7 +620,7 @@ impl Detector {
                     ),
                 ),
                 Health::Ok => (
-                    "node_recovered",
+                    EventKind::NodeRecovered,
                     &[][..],
                     "is no longer flagged failing".to_string(),
                 ),
@@ -682,16 +631,20 @@ impl Detector {
                 short(&n.id),
                 n.addr.as_deref().unwrap_or("?")
             );
+            let details = NodeHealthDetails {
+                node: node_ref(&n.id, n.addr.as_deref()),
+                reported_by: reporters.to_vec(),
+                role: n.role.as_str().to_string(),
+            };
             events.push(event(
                 snap.time,
-                kind,
                 format!("{kind}/{}/{}", n.id, n.config_epoch),
                 summary,
-                json!({
-                    "node": node_ref(&n.id, n.addr.as_deref()),
-                    "role": n.role.as_str(),
-                    "reported_by": reporters,
-                }),
+                match kind {
+                    EventKind::NodeFail => Details::NodeFail(details),
+                    EventKind::NodePfail => Details::NodePfail(details),
+                    _ => Details::NodeRecovered(details),
+                },
             ));
         }
     }
@@ -730,7 +683,6 @@ impl Detector {
             };
             events.push(event(
                 snap.time,
-                "role_changed",
                 format!(
                     "role_changed/{}/{}/{}/{}",
                     n.id,
@@ -739,12 +691,12 @@ impl Detector {
                     n.config_epoch
                 ),
                 summary,
-                json!({
-                    "node": node_ref(&n.id, n.addr.as_deref()),
-                    "from_role": t.role,
-                    "to_role": n.role.as_str(),
-                    "from_master_id": t.master_id,
-                    "to_master_id": n.master_id,
+                Details::RoleChanged(RoleChangedDetails {
+                    from_master_id: t.master_id.clone(),
+                    from_role: t.role.clone(),
+                    node: node_ref(&n.id, n.addr.as_deref()),
+                    to_master_id: n.master_id.clone(),
+                    to_role: n.role.as_str().to_string(),
                 }),
             ));
         }
@@ -759,7 +711,7 @@ impl Detector {
         if prev == ok {
             return;
         }
-        let word = |b: bool| if b { "ok" } else { "fail" };
+        let word = |b: bool| StateValue::from_ok(b).as_str();
         let current_epoch = snap
             .observations
             .values()
@@ -770,7 +722,6 @@ impl Detector {
         let (slots_ok, slots_fail, slots_pfail) = reporter;
         events.push(event(
             snap.time,
-            "cluster_state",
             format!("cluster_state/{}/{}", word(ok), current_epoch),
             format!(
                 "cluster_state changed from {} to {} ({} slots ok, {} fail, {} pfail)",
@@ -780,12 +731,12 @@ impl Detector {
                 slots_fail,
                 slots_pfail
             ),
-            json!({
-                "from": word(prev),
-                "to": word(ok),
-                "slots_ok": slots_ok,
-                "slots_fail": slots_fail,
-                "slots_pfail": slots_pfail,
+            Details::ClusterState(ClusterStateDetails {
+                from: StateValue::from_ok(prev),
+                slots_fail,
+                slots_ok,
+                slots_pfail,
+                to: StateValue::from_ok(ok),
             }),
         ));
     }
@@ -825,11 +776,11 @@ impl Detector {
                 if let Some(o) = owner {
                     involved.insert(o.to_string());
                 }
-                claims.push(json!({
-                    "observer": observer,
-                    "owner": owner,
-                    "slots": format_ranges(&slots_to_ranges(slots)),
-                }));
+                claims.push(Claim {
+                    observer: observer.to_string(),
+                    owner: owner.map(str::to_string),
+                    slots: format_ranges(&slots_to_ranges(slots)),
+                });
             }
         }
         let slots = format_ranges(&slots_to_ranges(disputed));
@@ -843,15 +794,80 @@ impl Detector {
             .unwrap_or(0);
         events.push(event(
             snap.time,
-            "config_conflict",
             format!("config_conflict/{}/{}", involved.join(","), epoch),
             format!(
                 "nodes disagree about who owns slots {} (for {} polls)",
                 slots, self.conflict_polls
             ),
-            json!({ "slots": slots, "claims": claims, "masters": involved }),
+            Details::ConfigConflict(ConfigConflictDetails {
+                claims,
+                masters: involved,
+                slots,
+            }),
         ));
     }
+}
+
+/// How the promotion of `new` was started. The cluster flagging the old master FAIL means the
+/// replica won an election on its own. A `failing` (unreachable or suspected) master rules out
+/// a manual failover, which needs the master's cooperation; FORCE and TAKEOVER are told apart
+/// by the election messages the promoted node sent since its oldest replica sample.
+fn classify_trigger(
+    snap: &Snapshot,
+    new: &str,
+    old_hist: &History,
+    new_hist: &History,
+    failing: bool,
+) -> Trigger {
+    let data = snap.data_of(new);
+    let baseline = new_hist.replica_samples.front();
+    let by_counters = match (data, baseline) {
+        (Some(d), Some(b)) => {
+            if d.cluster_info.sent("mfstart") > b.mfstart_sent {
+                Trigger::Manual
+            } else if d.cluster_info.sent("auth-req") > b.auth_req_sent {
+                Trigger::Force
+            } else {
+                Trigger::Takeover
+            }
+        }
+        _ => Trigger::Unknown,
+    };
+    // The FAIL flag can come and go between two polls (a master restarted right after its
+    // replica won): the FAIL broadcast the promoted replica received is the same evidence.
+    let fail_broadcast = match (data, baseline) {
+        (Some(d), Some(b)) => d.cluster_info.received("fail") > b.fail_received,
+        _ => false,
+    };
+    match (failing, by_counters) {
+        (true, _) if old_hist.fail_flag_seen || fail_broadcast => Trigger::Automatic,
+        (true, Trigger::Force | Trigger::Takeover) => by_counters,
+        (true, _) => Trigger::Automatic,
+        (false, t) => t,
+    }
+}
+
+/// `(replica offset at promotion, last master offset seen, possible loss)`. The replica's
+/// offset is INFO's `second_repl_offset - 1` on the promoted node, else its last offset seen
+/// as a replica.
+fn offsets(
+    snap: &Snapshot,
+    new: &str,
+    old_hist: &History,
+    new_hist: &History,
+) -> (Option<i64>, Option<i64>, Option<i64>) {
+    let replica = snap
+        .data_of(new)
+        .and_then(|d| d.info.second_repl_offset)
+        .filter(|o| *o > 0)
+        .map(|o| o - 1)
+        .or_else(|| new_hist.replica_samples.back().and_then(|s| s.offset));
+    let master = old_hist.last_master_offset;
+    let loss = match (master, replica) {
+        (Some(m), Some(r)) => Some(m.saturating_sub(r).max(0)),
+        _ => None,
+    };
+    (replica, master, loss)
 }
 
 /// The aggregate cluster state: `fail` when most answering nodes report `cluster_state:fail`.
@@ -888,6 +904,7 @@ mod tests {
     use super::*;
     use crate::model::{FailureReason, NodeData, NodeObservation, PollFailure};
     use crate::parse::{cluster_info, cluster_nodes, info};
+    use serde_json::Value;
     use std::time::UNIX_EPOCH;
 
     /// A node of a hand-built cluster.
@@ -1045,8 +1062,13 @@ mod tests {
         )
     }
 
+    /// An event's details as they appear on the wire.
+    fn wire(e: &NewEvent) -> serde_json::Value {
+        serde_json::to_value(&e.details).unwrap()
+    }
+
     fn kinds(events: &[NewEvent]) -> Vec<&str> {
-        events.iter().map(|e| e.kind.as_str()).collect()
+        events.iter().map(|e| e.kind().as_str()).collect()
     }
 
     /// Promotes `replica` in place of `master`, bumping the epoch to 7.
@@ -1101,14 +1123,14 @@ mod tests {
         w.state_fail = true;
         let ev = d.observe(&snap(4, &all, &w));
         assert_eq!(kinds(&ev), ["node_fail", "cluster_state"]);
-        assert_eq!(ev[0].details["reported_by"].as_array().unwrap().len(), 5);
+        assert_eq!(wire(&ev[0])["reported_by"].as_array().unwrap().len(), 5);
         // Replica d wins: it owns 0-5460 at epoch 7.
         promote(&mut all, 'a', 'd');
         w.state_fail = false;
         w.second_offset = vec![(id('d'), 4991)];
         let ev = d.observe(&snap(6, &all, &w));
         assert_eq!(kinds(&ev), ["failover", "cluster_state"]);
-        let f = &ev[0].details;
+        let f = &wire(&ev[0]);
         assert_eq!(f["trigger"], "automatic");
         assert_eq!(f["old_master"]["id"], id('a'));
         assert_eq!(f["old_master"]["addr"], "127.0.0.1:7000");
@@ -1133,7 +1155,7 @@ mod tests {
         w.flags.clear();
         let ev = d.observe(&snap(8, &all, &w));
         assert_eq!(kinds(&ev), ["node_recovered", "role_changed"]);
-        assert_eq!(ev[1].details["to_master_id"], id('d'));
+        assert_eq!(wire(&ev[1])["to_master_id"], id('d'));
     }
 
     /// One round in which the observers `late` answered from `stale` (before a change reached
@@ -1176,9 +1198,9 @@ mod tests {
         let ev = d.observe(&s);
         let f = ev
             .iter()
-            .find(|e| e.kind == "failover")
+            .find(|e| e.kind() == EventKind::Failover)
             .expect("a failover");
-        assert_eq!(f.details["config_epoch"], 7);
+        assert_eq!(wire(f)["config_epoch"], 7);
         assert_eq!(f.key, format!("failover/{}/7", id('d')));
     }
 
@@ -1207,10 +1229,13 @@ mod tests {
         w.offsets = vec![(id('a'), 0), (id('d'), 900)];
         w.counters = vec![(id('d'), 0, 1)];
         let ev = d.observe(&snap(5, &all, &w));
-        let f = ev.iter().find(|e| e.kind == "failover").expect("failover");
-        assert_eq!(f.details["trigger"], "automatic");
-        assert_eq!(f.details["duration_seconds"], 3.0);
-        assert_eq!(f.details["last_master_offset_seen"], 900);
+        let f = ev
+            .iter()
+            .find(|e| e.kind() == EventKind::Failover)
+            .expect("failover");
+        assert_eq!(wire(f)["trigger"], "automatic");
+        assert_eq!(wire(f)["duration_seconds"], 3.0);
+        assert_eq!(wire(f)["last_master_offset_seen"], 900);
     }
 
     /// Sets node `who` as master of `slots` at `epoch` and `demoted` as its replica.
@@ -1255,9 +1280,9 @@ mod tests {
         let ev = d.observe(&snap(5, &all, &w));
         let f = ev
             .iter()
-            .find(|e| e.kind == "failover")
+            .find(|e| e.kind() == EventKind::Failover)
             .expect("a failover");
-        assert_eq!(f.details["trigger"], "automatic", "{:#?}", f.details);
+        assert_eq!(wire(f)["trigger"], "automatic", "{:#?}", f.details);
         // The FAIL the failover implies is announced, then the recovery of the node that is
         // already back.
         assert_eq!(
@@ -1278,9 +1303,9 @@ mod tests {
         let ev = d.observe(&snap(5, &all, &w));
         let f = ev
             .iter()
-            .find(|e| e.kind == "failover")
+            .find(|e| e.kind() == EventKind::Failover)
             .expect("a failover");
-        assert_eq!(f.details["trigger"], "force");
+        assert_eq!(wire(f)["trigger"], "force");
     }
 
     #[test]
@@ -1303,7 +1328,7 @@ mod tests {
         let ev = d.observe(&s);
         let f = ev
             .iter()
-            .find(|e| e.kind == "failover")
+            .find(|e| e.kind() == EventKind::Failover)
             .expect("a failover");
         assert_eq!(f.key, format!("failover/{}/7", id('d')));
     }
@@ -1324,10 +1349,10 @@ mod tests {
         let ev = d.observe(&snap(30, &all, &w));
         let f = ev
             .iter()
-            .find(|e| e.kind == "failover")
+            .find(|e| e.kind() == EventKind::Failover)
             .expect("a failover");
-        assert_eq!(f.details["trigger"], "automatic");
-        assert_eq!(f.details["duration_seconds"], Value::Null);
+        assert_eq!(wire(f)["trigger"], "automatic");
+        assert_eq!(wire(f)["duration_seconds"], Value::Null);
     }
 
     #[test]
@@ -1345,7 +1370,7 @@ mod tests {
         d.observe(&snap(3, &all, &w));
         promote(&mut all, 'a', 'd');
         let ev = d.observe(&snap(4, &all, &w));
-        assert_eq!(ev[0].details["trigger"], "automatic");
+        assert_eq!(wire(&ev[0])["trigger"], "automatic");
         // Back, as d's replica.
         for n in all.iter_mut() {
             if n.id == id('a') {
@@ -1361,10 +1386,10 @@ mod tests {
         let ev = d.observe(&snap(6, &all, &w));
         let f = ev
             .iter()
-            .find(|e| e.kind == "failover")
+            .find(|e| e.kind() == EventKind::Failover)
             .expect("the FORCE failover");
-        assert_eq!(f.details["trigger"], "force");
-        assert_eq!(f.details["new_master"]["id"], id('a'));
+        assert_eq!(wire(f)["trigger"], "force");
+        assert_eq!(wire(f)["new_master"]["id"], id('a'));
         for t in 7..26 {
             d.observe(&snap(t, &all, &w));
         }
@@ -1373,11 +1398,11 @@ mod tests {
         let ev = d.observe(&snap(26, &all, &w));
         let f = ev
             .iter()
-            .find(|e| e.kind == "failover")
+            .find(|e| e.kind() == EventKind::Failover)
             .expect("the TAKEOVER failover");
-        assert_eq!(f.details["trigger"], "takeover", "{:#?}", f.details);
-        assert_eq!(f.details["duration_seconds"], Value::Null);
-        assert_eq!(f.details["first_failure_seen"], Value::Null);
+        assert_eq!(wire(f)["trigger"], "takeover", "{:#?}", f.details);
+        assert_eq!(wire(f)["duration_seconds"], Value::Null);
+        assert_eq!(wire(f)["first_failure_seen"], Value::Null);
     }
 
     #[test]
@@ -1397,9 +1422,9 @@ mod tests {
             w.counters = vec![(id('d'), mf, ar)];
             let ev = d.observe(&snap(2, &all, &w));
             assert_eq!(kinds(&ev), ["failover", "role_changed"], "{expected}");
-            assert_eq!(ev[0].details["trigger"], expected);
-            assert_eq!(ev[0].details["duration_seconds"], Value::Null);
-            assert_eq!(ev[1].details["node"]["id"], id('a'));
+            assert_eq!(wire(&ev[0])["trigger"], expected);
+            assert_eq!(wire(&ev[0])["duration_seconds"], Value::Null);
+            assert_eq!(wire(&ev[1])["node"]["id"], id('a'));
         }
     }
 
@@ -1453,10 +1478,10 @@ mod tests {
         }
         let ev = d.observe(&snap(2, &all, &w));
         assert_eq!(kinds(&ev), ["slots_moved"]);
-        assert_eq!(ev[0].details["slots"], "0-99");
-        assert_eq!(ev[0].details["from"]["id"], id('a'));
-        assert_eq!(ev[0].details["to"]["id"], id('g'));
-        assert_eq!(ev[0].details["slot_count"], 100);
+        assert_eq!(wire(&ev[0])["slots"], "0-99");
+        assert_eq!(wire(&ev[0])["from"]["id"], id('a'));
+        assert_eq!(wire(&ev[0])["to"]["id"], id('g'));
+        assert_eq!(wire(&ev[0])["slot_count"], 100);
         all.retain(|n| n.id != id('g'));
         for n in all.iter_mut() {
             if n.id == id('a') {
@@ -1484,10 +1509,10 @@ mod tests {
         }
         let conflicts: Vec<_> = all_events
             .iter()
-            .filter(|e| e.kind == "config_conflict")
+            .filter(|e| e.kind() == EventKind::ConfigConflict)
             .collect();
         assert_eq!(conflicts.len(), 1);
-        assert_eq!(conflicts[0].details["slots"], "0");
+        assert_eq!(wire(conflicts[0])["slots"], "0");
     }
 
     #[test]
@@ -1505,7 +1530,7 @@ mod tests {
         let mut d2 = Detector::new(saved.clone(), HashSet::new());
         let ev = d2.observe(&snap(10, &all, &w));
         assert_eq!(kinds(&ev), ["failover", "node_fail"]);
-        assert_eq!(ev[0].details["trigger"], "automatic");
+        assert_eq!(wire(&ev[0])["trigger"], "automatic");
         // Crash after logging, before saving the topology: the logged key is suppressed.
         let keys: HashSet<String> = ev.iter().map(|e| e.key.clone()).collect();
         let mut d3 = Detector::new(saved, keys);
@@ -1641,7 +1666,7 @@ mod tests {
         let mut kinds_seen: Vec<&str> = kinds(&events);
         kinds_seen.sort_unstable();
         kinds_seen.dedup();
-        assert_eq!(kinds_seen.len(), crate::events::store::KINDS.len(), "{kinds_seen:?}");
+        assert_eq!(kinds_seen.len(), EventKind::ALL.len(), "{kinds_seen:?}");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.jsonl");
         let mut store = crate::events::store::EventStore::open(&path, 1000, "golden").unwrap();
@@ -1668,4 +1693,3 @@ mod tests {
         assert_eq!(again, golden);
     }
 }
-

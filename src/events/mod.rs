@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod detector;
+pub mod kind;
 pub mod store;
 
 use detector::Topology;

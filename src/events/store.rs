@@ -13,6 +13,7 @@
 //! memory or on the broadcast channel. The file is never rewritten in place: compaction writes
 //! the retained events to `<log>.tmp`, fsyncs it, renames it over the log and fsyncs the folder.
 
+use crate::events::kind::{Details, EventKind};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashSet, VecDeque};
 use std::ffi::OsString;
@@ -22,21 +23,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::broadcast;
 
-/// Every event kind the exporter emits (and `/events?kind=` accepts).
-pub const KINDS: [&str; 10] = [
-    "failover",
-    "node_pfail",
-    "node_fail",
-    "node_recovered",
-    "cluster_state",
-    "node_added",
-    "node_removed",
-    "role_changed",
-    "slots_moved",
-    "config_conflict",
-];
-
-/// Field names every event carries; `details` may not use them.
+/// Field names every event carries; no details struct may use them (the golden-file test of
+/// the wire format covers every kind).
 pub const COMMON_FIELDS: [&str; 6] = ["id", "key", "time", "cluster", "kind", "summary"];
 
 /// How many events a live subscriber may fall behind before it sees `Lagged`.
@@ -46,8 +34,9 @@ pub const BROADCAST_CAPACITY: usize = 1024;
 const COMPACTION_SLACK: usize = 1000;
 
 /// One event as stored and served. Serialized as ONE flat JSON object: `id`, `key`, `time`,
-/// `cluster`, `kind`, `summary`, then the kind-specific fields of `details` flattened in.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `cluster`, `kind`, `summary`, then the fields of `details` flattened in (see
+/// [`crate::events::kind`] for their order).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     /// Strictly increasing, never reused, survives restarts; the first event is 1.
     pub id: u64,
@@ -57,13 +46,73 @@ pub struct Event {
     pub time: String,
     /// The `--cluster-name` of the exporter that stored the event.
     pub cluster: String,
-    /// One of [`KINDS`].
-    pub kind: String,
     /// One human sentence.
     pub summary: String,
-    /// The kind-specific fields, flattened into the top-level object.
+    /// The kind-specific fields; their variant is the event's kind.
+    pub details: Details,
+}
+
+impl Event {
+    /// What happened.
+    pub fn kind(&self) -> EventKind {
+        self.details.kind()
+    }
+}
+
+/// The wire shape of an [`Event`] being written.
+#[derive(Serialize)]
+struct WireOut<'a> {
+    id: u64,
+    key: &'a str,
+    time: &'a str,
+    cluster: &'a str,
+    kind: EventKind,
+    summary: &'a str,
     #[serde(flatten)]
-    pub details: serde_json::Map<String, serde_json::Value>,
+    details: &'a Details,
+}
+
+/// The wire shape of an [`Event`] being read: the details stay loose until the kind is known.
+#[derive(Deserialize)]
+struct WireIn {
+    id: u64,
+    key: String,
+    time: String,
+    cluster: String,
+    kind: EventKind,
+    summary: String,
+    #[serde(flatten)]
+    fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Serialize for Event {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        WireOut {
+            id: self.id,
+            key: &self.key,
+            time: &self.time,
+            cluster: &self.cluster,
+            kind: self.kind(),
+            summary: &self.summary,
+            details: &self.details,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let w = WireIn::deserialize(deserializer)?;
+        let details = Details::from_fields(w.kind, w.fields).map_err(serde::de::Error::custom)?;
+        Ok(Event {
+            id: w.id,
+            key: w.key,
+            time: w.time,
+            cluster: w.cluster,
+            summary: w.summary,
+            details,
+        })
+    }
 }
 
 /// An event before it has an id (what the detector hands to [`EventStore::append`]).
@@ -73,12 +122,17 @@ pub struct NewEvent {
     pub key: String,
     /// When the change was detected.
     pub time: SystemTime,
-    /// One of [`KINDS`].
-    pub kind: String,
     /// One human sentence.
     pub summary: String,
-    /// Kind-specific fields; must not use any of [`COMMON_FIELDS`].
-    pub details: serde_json::Map<String, serde_json::Value>,
+    /// The kind-specific fields; their variant is the event's kind.
+    pub details: Details,
+}
+
+impl NewEvent {
+    /// What happened.
+    pub fn kind(&self) -> EventKind {
+        self.details.kind()
+    }
 }
 
 /// A failure at the store boundary. Nothing becomes visible when one is returned.
@@ -102,12 +156,6 @@ pub enum StoreError {
         /// The file.
         path: PathBuf,
     },
-    /// An event of a kind outside [`KINDS`] was appended.
-    #[error("unknown event kind {0:?}")]
-    UnknownKind(String),
-    /// An event's `details` used one of [`COMMON_FIELDS`].
-    #[error("event detail {0:?} collides with a common event field")]
-    ReservedField(String),
     /// An event could not be encoded as JSON.
     #[error("cannot encode event: {0}")]
     Encode(#[from] serde_json::Error),
@@ -228,16 +276,12 @@ impl EventStore {
     /// Appends events: assigns ids, writes all lines with one write and fsyncs before they
     /// become visible in memory and on [`EventStore::subscribe`]; returns the stored events.
     ///
-    /// Refuses (before writing anything) kinds outside [`KINDS`] and details using
-    /// [`COMMON_FIELDS`]. On a write or fsync error nothing becomes visible, the partial write
+    /// On a write or fsync error nothing becomes visible, the partial write
     /// is cut away (retried before the next append if that fails too) and the ids are not
     /// handed out again by this process.
     pub fn append(&mut self, events: Vec<NewEvent>) -> Result<Vec<Event>, StoreError> {
         if events.is_empty() {
             return Ok(Vec::new());
-        }
-        for event in &events {
-            validate(event)?;
         }
         if self.dirty {
             self.rollback()?;
@@ -252,7 +296,6 @@ impl EventStore {
                 key: new.key,
                 time: format_time(new.time),
                 cluster: self.cluster.clone(),
-                kind: new.kind,
                 summary: new.summary,
                 details: new.details,
             };
@@ -289,7 +332,7 @@ impl EventStore {
         &self,
         since: Option<u64>,
         limit: Option<usize>,
-        kind: Option<&str>,
+        kind: Option<EventKind>,
     ) -> Vec<Event> {
         let start = since.map_or(0, |since| self.events.partition_point(|e| e.id <= since));
         let limit = limit.unwrap_or(usize::MAX);
@@ -297,7 +340,7 @@ impl EventStore {
             .events
             .range(start..)
             .rev()
-            .filter(|e| kind.is_none_or(|k| e.kind == k))
+            .filter(|e| kind.is_none_or(|k| e.kind() == k))
             .take(limit)
             .cloned()
             .collect();
@@ -307,8 +350,8 @@ impl EventStore {
 
     /// The newest retained event of a kind (e.g. to restore the last-failover timestamp after
     /// a restart).
-    pub fn last_of_kind(&self, kind: &str) -> Option<&Event> {
-        self.events.iter().rev().find(|e| e.kind == kind)
+    pub fn last_of_kind(&self, kind: EventKind) -> Option<&Event> {
+        self.events.iter().rev().find(|e| e.kind() == kind)
     }
 
     /// Keys of the retained events with id > `after` (lets the detector skip changes it
@@ -430,20 +473,6 @@ impl EventStore {
         tracing::info!(path = %self.path.display(), kept = self.events.len(), dropped, "event log compacted");
         Ok(())
     }
-}
-
-/// Checks what [`EventStore::append`] refuses.
-fn validate(event: &NewEvent) -> Result<(), StoreError> {
-    if !KINDS.contains(&event.kind.as_str()) {
-        return Err(StoreError::UnknownKind(event.kind.clone()));
-    }
-    if let Some(field) = COMMON_FIELDS
-        .iter()
-        .find(|f| event.details.contains_key(**f))
-    {
-        return Err(StoreError::ReservedField((*field).to_string()));
-    }
-    Ok(())
 }
 
 /// RFC 3339 UTC with milliseconds; times outside 1970..=9999 are clamped (humantime would panic).
@@ -634,10 +663,11 @@ fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::kind::{ClusterStateDetails, StateValue};
 
     fn line(id: u64) -> String {
         format!(
-            "{{\"id\":{id},\"key\":\"k{id}\",\"time\":\"2024-01-01T00:00:00.000Z\",\"cluster\":\"c\",\"kind\":\"failover\",\"summary\":\"s\"}}\n"
+            "{{\"id\":{id},\"key\":\"k{id}\",\"time\":\"2024-01-01T00:00:00.000Z\",\"cluster\":\"c\",\"kind\":\"node_removed\",\"summary\":\"s\",\"node\":{{\"addr\":null,\"id\":\"n\"}},\"role\":\"master\"}}\n"
         )
     }
 
@@ -663,23 +693,36 @@ mod tests {
 
     #[test]
     fn event_serializes_flat_and_round_trips() {
-        let mut details = serde_json::Map::new();
-        details.insert("config_epoch".into(), serde_json::json!(7));
         let event = Event {
             id: 1,
-            key: "failover/abc/7".into(),
+            key: "cluster_state/fail/3".into(),
             time: "2024-01-01T00:00:00.000Z".into(),
             cluster: "c".into(),
-            kind: "failover".into(),
             summary: "s".into(),
-            details,
+            details: Details::ClusterState(ClusterStateDetails {
+                from: StateValue::Ok,
+                slots_fail: 1,
+                slots_ok: 16383,
+                slots_pfail: 0,
+                to: StateValue::Fail,
+            }),
         };
         let text = serde_json::to_string(&event).unwrap();
         assert_eq!(
             text,
-            r#"{"id":1,"key":"failover/abc/7","time":"2024-01-01T00:00:00.000Z","cluster":"c","kind":"failover","summary":"s","config_epoch":7}"#
+            r#"{"id":1,"key":"cluster_state/fail/3","time":"2024-01-01T00:00:00.000Z","cluster":"c","kind":"cluster_state","summary":"s","from":"ok","slots_fail":1,"slots_ok":16383,"slots_pfail":0,"to":"fail"}"#
         );
         assert_eq!(serde_json::from_str::<Event>(&text).unwrap(), event);
+        // A kind this version does not know, or details of the wrong shape: not an event.
+        assert!(
+            serde_json::from_str::<Event>(
+                &text.replace("\"kind\":\"cluster_state\"", "\"kind\":\"x\"")
+            )
+            .is_err()
+        );
+        assert!(
+            serde_json::from_str::<Event>(&text.replace("\"to\":\"fail\"", "\"to\":3")).is_err()
+        );
     }
 
     #[test]
@@ -696,21 +739,5 @@ mod tests {
             format_time(UNIX_EPOCH + Duration::from_millis(1_700_000_000_123)),
             "2023-11-14T22:13:20.123Z"
         );
-    }
-
-    #[test]
-    fn validate_rejects_unknown_kinds_and_reserved_details() {
-        let mut event = NewEvent {
-            key: "k".into(),
-            time: UNIX_EPOCH,
-            kind: "nope".into(),
-            summary: "s".into(),
-            details: serde_json::Map::new(),
-        };
-        assert!(matches!(validate(&event), Err(StoreError::UnknownKind(_))));
-        event.kind = "failover".into();
-        assert!(validate(&event).is_ok());
-        event.details.insert("id".into(), serde_json::json!(1));
-        assert!(matches!(validate(&event), Err(StoreError::ReservedField(f)) if f == "id"));
     }
 }

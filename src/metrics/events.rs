@@ -3,6 +3,7 @@
 //! last failover. They accumulate as events are stored.
 
 use super::{Collector, Context, Families, Labels};
+use crate::events::kind::EventKind;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -38,8 +39,10 @@ impl Default for EventMetrics {
         for t in TRIGGERS {
             let _ = m.failovers.get_or_create(&vec![("trigger", t.to_string())]);
         }
-        for k in crate::events::store::KINDS {
-            let _ = m.events.get_or_create(&vec![("kind", k.to_string())]);
+        for k in EventKind::ALL {
+            let _ = m
+                .events
+                .get_or_create(&vec![("kind", k.as_str().to_string())]);
         }
         m
     }
@@ -49,25 +52,15 @@ impl EventMetrics {
     /// Accounts one stored event.
     pub fn record(&self, event: &crate::events::store::Event) {
         self.events
-            .get_or_create(&vec![("kind", event.kind.clone())])
+            .get_or_create(&vec![("kind", event.kind().as_str().to_string())])
             .inc();
-        if event.kind != "failover" {
+        let Some(failover) = event.details.failover() else {
             return;
-        }
-        let trigger = event
-            .details
-            .get("trigger")
-            .and_then(|t| t.as_str())
-            .unwrap_or("unknown")
-            .to_string();
+        };
         self.failovers
-            .get_or_create(&vec![("trigger", trigger)])
+            .get_or_create(&vec![("trigger", failover.trigger.as_str().to_string())])
             .inc();
-        if let Some(d) = event
-            .details
-            .get("duration_seconds")
-            .and_then(|d| d.as_f64())
-        {
+        if let Some(d) = failover.duration_seconds {
             self.failover_duration.observe(d);
         }
         self.set_last_failover(&event.time);
