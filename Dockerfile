@@ -6,11 +6,11 @@
 FROM rust:1-bookworm AS builder
 WORKDIR /src
 COPY . .
-# --locked: build exactly Cargo.lock. The cache mounts only speed up rebuilds (BuildKit); the binary is
+# --locked: build exactly Cargo.lock; -p: the exporter only (the workspace's simulator stays out of the image). The cache mounts only speed up rebuilds (BuildKit); the binary is
 # copied out of the cached target dir because cache mounts are not part of the image.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked \
+    cargo build --release --locked -p redis-cluster-exporter \
  && install -m 0755 target/release/redis-cluster-exporter /usr/local/bin/redis-cluster-exporter
 
 # ---- run

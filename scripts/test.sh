@@ -25,11 +25,11 @@ fi
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked -- -D warnings
 if [ -x scripts/check-monitoring.sh ]; then
   echo "== monitoring configs (promtool, amtool, dashboards)"
   scripts/check-monitoring.sh
 fi
 echo "== cargo test"
 # Integration tests start real redis clusters; two at a time keeps a 2-core machine honest.
-cargo test --all-targets --locked -- --test-threads="${TEST_THREADS:-2}"
+cargo test --workspace --all-targets --locked -- --test-threads="${TEST_THREADS:-2}"

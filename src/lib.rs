@@ -14,5 +14,4 @@ pub mod metrics;
 pub mod model;
 pub mod parse;
 pub mod poller;
-pub mod sim;
 pub mod web;

@@ -38,7 +38,7 @@ impl Sim {
             .tempdir()
             .expect("temp dir");
         let port_file = dir.path().join("ports.json");
-        let child = Command::new(env!("CARGO_BIN_EXE_cluster-sim"))
+        let child = Command::new(common::cluster_sim_bin())
             .args(["--nodes", &nodes.to_string(), "--port-file"])
             .arg(&port_file)
             .args(extra)

@@ -117,7 +117,7 @@ fn registry() -> &'static Mutex<PortRegistry> {
 
 // The port range and the lock-file protocol are the simulator's, so harness and simulator
 // processes running side by side never pick the same port.
-use redis_cluster_exporter::sim::server::{lock_port as lock_port_file, port_range};
+use cluster_sim::server::{lock_port as lock_port_file, port_range};
 
 fn can_bind(port: u16) -> bool {
     TcpListener::bind(("127.0.0.1", port)).is_ok()
@@ -1272,6 +1272,36 @@ fn flag_value(args: &[String], flag: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// The `cluster-sim` binary (the workspace's simulator crate), built once per test process
+/// with the profile of the exporter under test, so a test never runs a stale simulator.
+pub fn cluster_sim_bin() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exporter = Path::new(Exporter::bin());
+            let dir = exporter.parent().expect("the exporter binary's folder");
+            let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+            cmd.args([
+                "build",
+                "--quiet",
+                "-p",
+                "cluster-sim",
+                "--bin",
+                "cluster-sim",
+            ]);
+            if dir.file_name().is_some_and(|n| n == "release") {
+                cmd.arg("--release");
+            }
+            let status = cmd
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("run cargo build -p cluster-sim");
+            assert!(status.success(), "cargo build -p cluster-sim failed");
+            dir.join("cluster-sim")
+        })
+        .clone()
 }
 
 impl Exporter {

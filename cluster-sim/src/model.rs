@@ -1160,9 +1160,9 @@ fn unreachable_topology() -> &'static Topology {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::cluster_info::parse_cluster_info;
-    use crate::parse::cluster_nodes::parse_cluster_nodes;
-    use crate::parse::info::parse_info;
+    use redis_cluster_exporter::parse::cluster_info::parse_cluster_info;
+    use redis_cluster_exporter::parse::cluster_nodes::parse_cluster_nodes;
+    use redis_cluster_exporter::parse::info::parse_info;
 
     fn settings(n: usize, propagation: Duration) -> SimSettings {
         SimSettings {

@@ -1,10 +1,10 @@
 //! `cluster-sim`: a synthetic Redis Cluster of N nodes on N loopback ports, for load and failover
-//! tests of the exporter. See [`redis_cluster_exporter::sim`] and `cluster-sim --help`.
+//! tests of the exporter. See [`cluster_sim`] and `cluster-sim --help`.
 
 use clap::Parser;
-use redis_cluster_exporter::sim::control::HELP;
-use redis_cluster_exporter::sim::model::{Cluster, SimSettings};
-use redis_cluster_exporter::sim::server::{self, ServerOptions};
+use cluster_sim::control::HELP;
+use cluster_sim::model::{Cluster, SimSettings};
+use cluster_sim::server::{self, ServerOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};

@@ -112,7 +112,7 @@ pub fn auto_failover(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::model::SimSettings;
+    use crate::model::SimSettings;
     use std::time::{Duration, SystemTime};
 
     #[test]

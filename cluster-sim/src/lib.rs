@@ -1,5 +1,6 @@
 //! A synthetic Redis Cluster for load and failover tests of the exporter (used by the
-//! `cluster-sim` binary, `scripts/bench.sh` and `tests/sim_scale.rs`).
+//! `cluster-sim` binary, `scripts/bench.sh` and the exporter's `tests/sim_scale.rs`). A crate of
+//! its own, so the exporter's library, binary and image carry no simulator code.
 //!
 //! One process serves N nodes on N loopback ports. Every port speaks enough RESP2 for the exporter
 //! (`PING`, `AUTH`, `CLIENT SETINFO`, `CLUSTER INFO|NODES|MYID`, `INFO [sections...]`, pipelined),
