@@ -684,6 +684,7 @@ pub async fn poll(config: &Config) -> Option<Snapshot> {
         reload: Arc::new(AtomicBool::new(false)),
         full_topology_max_nodes: config.full_topology_max_nodes,
         stats_interval: Duration::from_secs(24 * 3600),
+        hot_slots: None,
     });
     let first = tokio::time::timeout_at(deadline, poller.poll_once())
         .await
