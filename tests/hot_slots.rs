@@ -6,10 +6,13 @@
 //! every node stays up, the families are absent, and each node is asked once per connection.
 
 mod common;
+#[path = "common/prom.rs"]
+mod prom;
 
 use common::peer::pipe_commands;
 use common::valkey::valkey91_or_skip;
 use common::{ClusterOptions, Exporter, RedisCluster, Resp, metric_samples, parse_cluster_nodes};
+use prom::{Prometheus, poll_until, repo_root};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -307,6 +310,8 @@ fn valkey91_hot_slots_match_countkeysinslot_and_counters_grow_when_enabled() {
     let findings = promtool_findings(&after);
     assert!(findings.is_empty(), "promtool: {findings:?}");
 
+    hottest_slots_panel_answers(&e, &hottest, &traffic);
+
     // A frozen replica: the others count it as PFAIL, then (once enough masters agree) FAIL;
     // either is seen, never among the voters (slot-owning masters).
     let r = cluster.replicas()[0];
@@ -330,6 +335,53 @@ fn valkey91_hot_slots_match_countkeysinslot_and_counters_grow_when_enabled() {
         "redis_cluster_voting_nodes_fail",
     ];
     assert_eq!(flagged(&seen, &voting), 0.0, "a replica is no voter");
+}
+
+/// The "Hottest slots" panel's queries, as the dashboard has them.
+fn panel_exprs() -> Vec<String> {
+    let path = repo_root().join("dashboards/redis-cluster-overview.json");
+    let text = std::fs::read_to_string(&path).expect("read the overview dashboard");
+    let dash: serde_json::Value = serde_json::from_str(&text).expect("dashboard JSON");
+    let panel = dash["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .find(|p| p["title"] == "Hottest slots")
+        .expect("a Hottest slots panel");
+    panel["targets"]
+        .as_array()
+        .expect("targets")
+        .iter()
+        .map(|t| t["expr"].as_str().expect("expr").to_string())
+        .collect()
+}
+
+/// A real Prometheus (the repo's config) scraping the exporter answers both queries of the
+/// dashboard's "Hottest slots" panel, keys and CPU, with the hottest slot of each master.
+fn hottest_slots_panel_answers(e: &Exporter, hottest: &[(String, u16)], traffic: &dyn Fn(usize)) {
+    let prom = Prometheus::start(&format!("127.0.0.1:{}", e.port()), "127.0.0.1:1");
+    let exprs = panel_exprs();
+    assert_eq!(exprs.len(), 2, "{exprs:?}");
+    let mut last = Vec::new();
+    let answered = poll_until(Duration::from_secs(40), Duration::from_secs(1), || {
+        traffic(20);
+        last = exprs
+            .iter()
+            .map(|x| prom.query(&x.replace("$cluster", "default")))
+            .collect();
+        last.iter().all(|r| {
+            r.as_ref().is_ok_and(|series| {
+                hottest.iter().all(|(addr, slot)| {
+                    series.iter().any(|s| {
+                        s.labels.get("addr") == Some(addr)
+                            && s.labels.get("slot") == Some(&slot.to_string())
+                            && s.last() > 0.0
+                    })
+                })
+            })
+        })
+    });
+    assert!(answered, "panel queries {exprs:?} gave {last:?}");
 }
 
 #[test]
