@@ -36,8 +36,12 @@ const VALKEY_INFO: &[&str] = &[
 ];
 
 fn start_exporter(seed: &str) -> Exporter {
+    start_exporter_with(seed, &[], &[])
+}
+
+fn start_exporter_with(seed: &str, extra: &[&str], envs: &[(&str, &str)]) -> Exporter {
     let hot = HOT.to_string();
-    let args = [
+    let mut args = vec![
         "--redis-addr",
         seed,
         "--poll-interval",
@@ -49,7 +53,8 @@ fn start_exporter(seed: &str) -> Exporter {
         "--hot-slots",
         &hot,
     ];
-    let e = Exporter::start(&args, &[]);
+    args.extend_from_slice(extra);
+    let e = Exporter::start(&args, envs);
     e.wait_ready(Duration::from_secs(10));
     e
 }
@@ -311,6 +316,7 @@ fn valkey91_hot_slots_match_countkeysinslot_and_counters_grow_when_enabled() {
     assert!(findings.is_empty(), "promtool: {findings:?}");
 
     hottest_slots_panel_answers(&e, &hottest, &traffic);
+    acl_without_slot_stats_costs_only_the_hot_slots(&cluster);
 
     // A frozen replica: the others count it as PFAIL, then (once enough masters agree) FAIL;
     // either is seen, never among the voters (slot-owning masters).
@@ -335,6 +341,58 @@ fn valkey91_hot_slots_match_countkeysinslot_and_counters_grow_when_enabled() {
         "redis_cluster_voting_nodes_fail",
     ];
     assert_eq!(flagged(&seen, &voting), 0.0, "a replica is no voter");
+}
+
+/// The README's ACL for the full telemetry without `+cluster|slot-stats` (the line for servers
+/// that lack the command): on Valkey each master refuses it, counted as `noperm` once per stats
+/// round, the node stays up and the hot-slot families are absent.
+fn acl_without_slot_stats_costs_only_the_hot_slots(cluster: &RedisCluster) {
+    let acl = [
+        "ACL",
+        "SETUSER",
+        "exporter",
+        "reset",
+        "on",
+        ">exporter-pw-1234",
+        "-@all",
+        "+cluster|info",
+        "+cluster|nodes",
+        "+info",
+        "+config|get",
+        "+latency|latest",
+        "+slowlog|len",
+        "+slowlog|get",
+    ];
+    for i in 0..cluster.node_count() {
+        assert_eq!(cluster.cli(i, &acl), "OK");
+    }
+    let e = start_exporter_with(
+        &cluster.seed_url(),
+        &["--redis-user", "exporter"],
+        &[("REDIS_PASSWORD", "exporter-pw-1234")],
+    );
+    let body = e.wait_metrics(WAIT, "noperm on every master, every node up", |b| {
+        let up = metric_samples(b, "redis_up");
+        up.len() == cluster.node_count()
+            && up.iter().all(|(_, v)| *v == 1.0)
+            && cluster.masters().iter().all(|&m| {
+                metric_samples(b, "redis_exporter_node_poll_errors_total")
+                    .iter()
+                    .any(|(l, v)| {
+                        l["addr"] == cluster.addr(m) && l["reason"] == "noperm" && *v >= 2.0
+                    })
+            })
+    });
+    for family in [KEYS, CPU, NET_IN, NET_OUT] {
+        assert!(
+            metric_samples(&body, family).is_empty(),
+            "{family} though refused"
+        );
+    }
+    assert!(
+        !metric_samples(&body, "redis_db_keys").is_empty(),
+        "the rest of the telemetry is there"
+    );
 }
 
 /// The "Hottest slots" panel's queries, as the dashboard has them.
