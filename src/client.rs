@@ -403,7 +403,8 @@ impl NodeConnection {
             budget: Arc::clone(&budget),
         };
         // No CLIENT SETINFO: the exporter sends only AUTH, CLUSTER INFO, CLUSTER NODES, INFO,
-        // CONFIG GET, LATENCY LATEST and SLOWLOG, so the minimal ACL stays minimal.
+        // CONFIG GET, LATENCY LATEST, SLOWLOG and CLUSTER SLOT-STATS, so the minimal ACL stays
+        // minimal.
         let mut info = RedisConnectionInfo::default().set_skip_set_lib_name();
         if let Some(user) = &creds.username {
             info = info.set_username(user);
