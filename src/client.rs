@@ -438,11 +438,9 @@ impl NodeConnection {
         ask: Ask,
     ) -> Result<RawReplies, PollFailure> {
         let (with_nodes, with_stats) = (ask.nodes, ask.stats);
-        let slot_metrics = if with_stats {
-            self.slot_metrics(ask.hot_slots)
-        } else {
-            Vec::new()
-        };
+        // The top this many slots by each metric the server offers (none: not asked for).
+        let hot = ask.hot_slots.filter(|_| with_stats).unwrap_or(0);
+        let slot_metrics = self.slot_metrics(hot);
         self.budget
             .remaining
             .store(max_reply_bytes, Ordering::Relaxed);
@@ -454,25 +452,7 @@ impl NodeConnection {
         }
         pipe.cmd("INFO").arg("replication");
         if with_stats {
-            pipe.cmd("INFO").arg("all");
-            if self.legacy_config {
-                for key in CONFIG_KEYS {
-                    pipe.cmd("CONFIG").arg("GET").arg(*key);
-                }
-            } else {
-                pipe.cmd("CONFIG").arg("GET").arg(CONFIG_KEYS);
-            }
-            pipe.cmd("LATENCY").arg("LATEST");
-            pipe.cmd("SLOWLOG").arg("LEN");
-            pipe.cmd("SLOWLOG").arg("GET").arg(1);
-            for m in &slot_metrics {
-                pipe.cmd("CLUSTER")
-                    .arg("SLOT-STATS")
-                    .arg("ORDERBY")
-                    .arg(m.field())
-                    .arg("LIMIT")
-                    .arg(ask.hot_slots.unwrap_or(1));
-            }
+            self.push_stats(&mut pipe, &slot_metrics, hot);
         }
         pipe.ignore_errors();
         let values: Vec<Value> = pipe
@@ -489,8 +469,7 @@ impl NodeConnection {
         let info = text_of(it.next()).map_err(fast_path)?;
         let stats = with_stats.then(|| {
             let mut stats = self.stats_of(&mut it);
-            let limit = usize::from(ask.hot_slots.unwrap_or(0));
-            stats.slot_stats = self.slot_stats_of(&mut it, &slot_metrics, limit);
+            stats.slot_stats = self.slot_stats_of(&mut it, &slot_metrics, usize::from(hot));
             stats
         });
         Ok(RawReplies {
@@ -499,6 +478,30 @@ impl NodeConnection {
             info,
             stats,
         })
+    }
+
+    /// Adds the telemetry tier's commands to the pipeline, CLUSTER SLOT-STATS (the top `hot`
+    /// slots by each of `slot_metrics`) last.
+    fn push_stats(&self, pipe: &mut redis::Pipeline, slot_metrics: &[SlotMetric], hot: u16) {
+        pipe.cmd("INFO").arg("all");
+        if self.legacy_config {
+            for key in CONFIG_KEYS {
+                pipe.cmd("CONFIG").arg("GET").arg(*key);
+            }
+        } else {
+            pipe.cmd("CONFIG").arg("GET").arg(CONFIG_KEYS);
+        }
+        pipe.cmd("LATENCY").arg("LATEST");
+        pipe.cmd("SLOWLOG").arg("LEN");
+        pipe.cmd("SLOWLOG").arg("GET").arg(1);
+        for m in slot_metrics {
+            pipe.cmd("CLUSTER")
+                .arg("SLOT-STATS")
+                .arg("ORDERBY")
+                .arg(m.field())
+                .arg("LIMIT")
+                .arg(hot);
+        }
     }
 
     /// Reads the telemetry tier's replies off the pipeline's results.
@@ -538,13 +541,13 @@ impl NodeConnection {
         }
     }
 
-    /// The CLUSTER SLOT-STATS metrics to order by this poll: none when not asked for or not
-    /// supported, key counts, and CPU and network too when the server keeps them.
-    fn slot_metrics(&self, hot_slots: Option<u16>) -> Vec<SlotMetric> {
-        match (hot_slots, self.slot_stats) {
-            (None, _) | (_, SlotStatsSupport::Unsupported) => Vec::new(),
-            (Some(_), SlotStatsSupport::KeyCount) => vec![SlotMetric::KeyCount],
-            (Some(_), SlotStatsSupport::All) => SlotMetric::ALL.to_vec(),
+    /// The CLUSTER SLOT-STATS metrics to order by this poll: none when not asked for (`hot` 0)
+    /// or not supported, key counts, and CPU and network too when the server keeps them.
+    fn slot_metrics(&self, hot: u16) -> Vec<SlotMetric> {
+        match (hot, self.slot_stats) {
+            (0, _) | (_, SlotStatsSupport::Unsupported) => Vec::new(),
+            (_, SlotStatsSupport::KeyCount) => vec![SlotMetric::KeyCount],
+            (_, SlotStatsSupport::All) => SlotMetric::ALL.to_vec(),
         }
     }
 
