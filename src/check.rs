@@ -117,6 +117,8 @@ pub struct Report {
     pub problems: Vec<Problem>,
     /// Every member, each master followed by its replicas.
     pub nodes: Vec<NodeReport>,
+    /// Topology-risk figures.
+    pub risk: Risk,
     /// Slots not served (no owner, owner failed or unreachable).
     pub uncovered_slots: u32,
     /// Addresses polled.
@@ -165,6 +167,7 @@ pub fn unknown(text: impl Into<String>, opts: &CheckOptions) -> Report {
             text: text.into(),
         }],
         Vec::new(),
+        Risk::default(),
         0,
         0,
         0,
@@ -175,6 +178,7 @@ pub fn unknown(text: impl Into<String>, opts: &CheckOptions) -> Report {
 fn finish(
     mut problems: Vec<Problem>,
     nodes: Vec<NodeReport>,
+    risk: Risk,
     uncovered_slots: u32,
     polled: usize,
     reachable: usize,
@@ -215,6 +219,7 @@ fn finish(
         summary: format!("REDIS CLUSTER {} - {headline}", status.as_str()),
         problems,
         nodes,
+        risk,
         uncovered_slots,
         polled,
         reachable,
@@ -244,6 +249,7 @@ pub fn evaluate(snapshot: &Snapshot, opts: &CheckOptions) -> Report {
                 text,
             }],
             Vec::new(),
+            Risk::default(),
             0,
             polled,
             0,
@@ -257,6 +263,7 @@ pub fn evaluate(snapshot: &Snapshot, opts: &CheckOptions) -> Report {
                 text: "no node gave a usable CLUSTER NODES reply".into(),
             }],
             Vec::new(),
+            Risk::default(),
             0,
             polled,
             answered,
@@ -578,7 +585,9 @@ pub fn evaluate(snapshot: &Snapshot, opts: &CheckOptions) -> Report {
             importing: n.importing,
         })
         .collect();
-    finish(problems, nodes, uncovered, polled, answered, opts)
+    let risk = Risk::of(snapshot);
+    problems.extend(risk.problems(snapshot));
+    finish(problems, nodes, risk, uncovered, polled, answered, opts)
 }
 
 /// The human report: the status line, the problems, then a table of every node.
@@ -593,6 +602,7 @@ pub fn render_human(report: &Report) -> String {
     if report.nodes.is_empty() {
         return out;
     }
+    out.push_str(&report.risk.render_human());
     out.push_str(&format!(
         "\nNodes: {} ({} of {} polled addresses answered)\n",
         report.nodes.len(),
@@ -684,6 +694,7 @@ pub async fn poll(config: &Config) -> Option<Snapshot> {
         reload: Arc::new(AtomicBool::new(false)),
         full_topology_max_nodes: config.full_topology_max_nodes,
         stats_interval: Duration::from_secs(24 * 3600),
+        hot_slots: None,
     });
     let first = tokio::time::timeout_at(deadline, poller.poll_once())
         .await
@@ -709,6 +720,9 @@ pub async fn poll(config: &Config) -> Option<Snapshot> {
         Err(_) => Some(first),
     }
 }
+
+mod risk;
+pub use risk::{Colocated, Risk, risk_thresholds};
 
 #[cfg(test)]
 mod tests;

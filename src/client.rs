@@ -1,8 +1,10 @@
 //! IO to one Redis node: a byte-bounded connection, the one pipelined poll round trip (CLUSTER
-//! INFO, CLUSTER NODES, INFO replication; plus INFO all, CONFIG GET, LATENCY LATEST and SLOWLOG when the
-//! slower telemetry tier is due), and the classification of what went wrong.
+//! INFO, CLUSTER NODES, INFO replication; plus INFO all, CONFIG GET, LATENCY LATEST, SLOWLOG and
+//! CLUSTER SLOT-STATS when the slower telemetry tier is due), and the classification of what went
+//! wrong.
 
 use crate::model::{FailureReason, PollFailure};
+use crate::parse::slot_stats::{SlotMetric, SlotStats, parse_slot_stats};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, RedisConnectionInfo, Value};
 use std::io;
@@ -152,6 +154,9 @@ pub struct RawStats {
     pub slowlog_len: Result<i64, PollFailure>,
     /// `SLOWLOG GET 1`: id and duration (µs) of the newest entry.
     pub slowlog_last: Result<Option<(i64, i64)>, PollFailure>,
+    /// `CLUSTER SLOT-STATS ORDERBY <metric> LIMIT <n>`, one per metric asked for; empty when
+    /// not asked for or the server does not know the command.
+    pub slot_stats: Vec<(SlotMetric, Result<SlotStats, PollFailure>)>,
 }
 
 /// What one poll asks for beyond the fast path's CLUSTER INFO and INFO replication.
@@ -161,6 +166,23 @@ pub struct Ask {
     pub nodes: bool,
     /// The telemetry tier (INFO all, CONFIG GET, LATENCY LATEST, SLOWLOG).
     pub stats: bool,
+    /// With the telemetry tier: the top this many slots by each CLUSTER SLOT-STATS metric the
+    /// server offers (`None`: not asked for, e.g. of a replica).
+    pub hot_slots: Option<u16>,
+}
+
+/// What the server on this connection offers of CLUSTER SLOT-STATS, learned from its replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum SlotStatsSupport {
+    /// Key counts (the only metric before a reply showed more).
+    #[default]
+    KeyCount,
+    /// The last key-count reply carried CPU and network fields too
+    /// (`cluster-slot-stats-enabled yes`): order by each of them as well.
+    All,
+    /// The server does not know the command (Redis before 8.2, Valkey before 8): not asked
+    /// again on this connection; a new connection (a restart, an upgrade) asks again.
+    Unsupported,
 }
 
 /// The CONFIG parameters the metrics read (redis_exporter's `redis_config_*`).
@@ -173,6 +195,8 @@ pub struct NodeConnection {
     /// The server answered CONFIG GET with several keys with an error (Redis < 7): ask one key
     /// per command.
     legacy_config: bool,
+    /// What the server offers of CLUSTER SLOT-STATS.
+    slot_stats: SlotStatsSupport,
 }
 
 fn failure(reason: FailureReason, message: impl Into<String>) -> PollFailure {
@@ -321,6 +345,12 @@ fn slowlog_entry(value: Option<Value>) -> Result<Option<(i64, i64)>, PollFailure
     }
 }
 
+/// An error reply saying the server does not know a command or subcommand.
+fn unknown_command(e: &redis::ServerError) -> bool {
+    let text = e.details().unwrap_or("").to_ascii_lowercase();
+    e.code() == "ERR" && (text.contains("unknown subcommand") || text.contains("unknown command"))
+}
+
 fn kind_name(v: &Value) -> &'static str {
     match v {
         Value::Nil => "nil",
@@ -373,7 +403,8 @@ impl NodeConnection {
             budget: Arc::clone(&budget),
         };
         // No CLIENT SETINFO: the exporter sends only AUTH, CLUSTER INFO, CLUSTER NODES, INFO,
-        // CONFIG GET, LATENCY LATEST and SLOWLOG, so the minimal ACL stays minimal.
+        // CONFIG GET, LATENCY LATEST, SLOWLOG and CLUSTER SLOT-STATS, so the minimal ACL stays
+        // minimal.
         let mut info = RedisConnectionInfo::default().set_skip_set_lib_name();
         if let Some(user) = &creds.username {
             info = info.set_username(user);
@@ -394,6 +425,7 @@ impl NodeConnection {
             conn,
             budget,
             legacy_config: false,
+            slot_stats: SlotStatsSupport::default(),
         })
     }
 
@@ -406,6 +438,9 @@ impl NodeConnection {
         ask: Ask,
     ) -> Result<RawReplies, PollFailure> {
         let (with_nodes, with_stats) = (ask.nodes, ask.stats);
+        // The top this many slots by each metric the server offers (none: not asked for).
+        let hot = ask.hot_slots.filter(|_| with_stats).unwrap_or(0);
+        let slot_metrics = self.slot_metrics(hot);
         self.budget
             .remaining
             .store(max_reply_bytes, Ordering::Relaxed);
@@ -417,17 +452,7 @@ impl NodeConnection {
         }
         pipe.cmd("INFO").arg("replication");
         if with_stats {
-            pipe.cmd("INFO").arg("all");
-            if self.legacy_config {
-                for key in CONFIG_KEYS {
-                    pipe.cmd("CONFIG").arg("GET").arg(*key);
-                }
-            } else {
-                pipe.cmd("CONFIG").arg("GET").arg(CONFIG_KEYS);
-            }
-            pipe.cmd("LATENCY").arg("LATEST");
-            pipe.cmd("SLOWLOG").arg("LEN");
-            pipe.cmd("SLOWLOG").arg("GET").arg(1);
+            self.push_stats(&mut pipe, &slot_metrics, hot);
         }
         pipe.ignore_errors();
         let values: Vec<Value> = pipe
@@ -442,13 +467,41 @@ impl NodeConnection {
             None
         };
         let info = text_of(it.next()).map_err(fast_path)?;
-        let stats = with_stats.then(|| self.stats_of(&mut it));
+        let stats = with_stats.then(|| {
+            let mut stats = self.stats_of(&mut it);
+            stats.slot_stats = self.slot_stats_of(&mut it, &slot_metrics, usize::from(hot));
+            stats
+        });
         Ok(RawReplies {
             cluster_info,
             cluster_nodes,
             info,
             stats,
         })
+    }
+
+    /// Adds the telemetry tier's commands to the pipeline, CLUSTER SLOT-STATS (the top `hot`
+    /// slots by each of `slot_metrics`) last.
+    fn push_stats(&self, pipe: &mut redis::Pipeline, slot_metrics: &[SlotMetric], hot: u16) {
+        pipe.cmd("INFO").arg("all");
+        if self.legacy_config {
+            for key in CONFIG_KEYS {
+                pipe.cmd("CONFIG").arg("GET").arg(*key);
+            }
+        } else {
+            pipe.cmd("CONFIG").arg("GET").arg(CONFIG_KEYS);
+        }
+        pipe.cmd("LATENCY").arg("LATEST");
+        pipe.cmd("SLOWLOG").arg("LEN");
+        pipe.cmd("SLOWLOG").arg("GET").arg(1);
+        for m in slot_metrics {
+            pipe.cmd("CLUSTER")
+                .arg("SLOT-STATS")
+                .arg("ORDERBY")
+                .arg(m.field())
+                .arg("LIMIT")
+                .arg(hot);
+        }
     }
 
     /// Reads the telemetry tier's replies off the pipeline's results.
@@ -484,7 +537,58 @@ impl NodeConnection {
             latency_latest,
             slowlog_len,
             slowlog_last,
+            slot_stats: Vec::new(),
         }
+    }
+
+    /// The CLUSTER SLOT-STATS metrics to order by this poll: none when not asked for (`hot` 0)
+    /// or not supported, key counts, and CPU and network too when the server keeps them.
+    fn slot_metrics(&self, hot: u16) -> Vec<SlotMetric> {
+        match (hot, self.slot_stats) {
+            (0, _) | (_, SlotStatsSupport::Unsupported) => Vec::new(),
+            (_, SlotStatsSupport::KeyCount) => vec![SlotMetric::KeyCount],
+            (_, SlotStatsSupport::All) => SlotMetric::ALL.to_vec(),
+        }
+    }
+
+    /// Reads the CLUSTER SLOT-STATS replies (one per metric in `asked`, key counts first) and
+    /// learns from them what the server offers: an unknown command is no failure, only absent
+    /// (and not asked again on this connection); the key-count reply shows whether CPU and
+    /// network are kept, and when they just stopped being kept their errors are dropped.
+    fn slot_stats_of(
+        &mut self,
+        it: &mut impl Iterator<Item = Value>,
+        asked: &[SlotMetric],
+        limit: usize,
+    ) -> Vec<(SlotMetric, Result<SlotStats, PollFailure>)> {
+        let mut out = Vec::with_capacity(asked.len());
+        for &metric in asked {
+            let result = match it.next() {
+                Some(Value::ServerError(e)) if unknown_command(&e) => {
+                    self.slot_stats = SlotStatsSupport::Unsupported;
+                    return Vec::new();
+                }
+                Some(v @ Value::Array(_)) => parse_slot_stats(&v, limit).map_err(|e| {
+                    failure(FailureReason::Protocol, format!("CLUSTER SLOT-STATS: {e}"))
+                }),
+                other => Err(unexpected(other)),
+            };
+            out.push((metric, result));
+        }
+        if let Some((SlotMetric::KeyCount, Ok(keys))) = out.first()
+            && !keys.slots.is_empty()
+        {
+            let all = keys.has(SlotMetric::CpuUsec);
+            self.slot_stats = if all {
+                SlotStatsSupport::All
+            } else {
+                SlotStatsSupport::KeyCount
+            };
+            if !all {
+                out.retain(|(m, r)| *m == SlotMetric::KeyCount || r.is_ok());
+            }
+        }
+        out
     }
 
     /// Asks for CLUSTER NODES alone (when CLUSTER INFO showed the topology changed). The budget

@@ -1,6 +1,7 @@
 //! Command-line and environment configuration (clap), validated into a [`Config`].
 
 use crate::client::{ConnectOptions, Credentials};
+use crate::parse::slot_stats::MAX_HOT_SLOTS;
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -64,6 +65,11 @@ pub struct Args {
     /// across nodes; the failover path stays on --poll-interval
     #[arg(long, env = "STATS_INTERVAL", default_value = "15s", value_parser = parse_duration)]
     pub stats_interval: Duration,
+    /// With the telemetry, each slot-owning master's top this many slots by key count (and by
+    /// CPU time and network bytes when cluster-slot-stats-enabled is on), from CLUSTER SLOT-STATS
+    /// (Valkey 8+, Redis 8.2+); 0 turns it off; at most 100
+    #[arg(long, env = "HOT_SLOTS", default_value_t = 10)]
+    pub hot_slots: u16,
     /// Largest reply one node may send in one poll, in bytes
     #[arg(long, env = "MAX_REPLY_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_reply_bytes: usize,
@@ -163,6 +169,8 @@ pub struct Config {
     pub full_topology_max_nodes: usize,
     /// See [`Args::stats_interval`].
     pub stats_interval: Duration,
+    /// See [`Args::hot_slots`]; `None` when 0.
+    pub hot_slots: Option<u16>,
     /// HTTP listen address.
     pub listen_address: SocketAddr,
     /// TLS and basic auth of the HTTP server.
@@ -320,6 +328,11 @@ impl Config {
                 "--event-retention must be at least 1".into(),
             ));
         }
+        if args.hot_slots > MAX_HOT_SLOTS {
+            return Err(ConfigError::Invalid(format!(
+                "--hot-slots must be at most {MAX_HOT_SLOTS} (series per node and metric)"
+            )));
+        }
         if args.max_reply_bytes < 1024 {
             return Err(ConfigError::Invalid(
                 "--max-reply-bytes must be at least 1024".into(),
@@ -341,6 +354,7 @@ impl Config {
             node_timeout: args.node_timeout,
             full_topology_max_nodes: args.full_topology_max_nodes.max(1),
             stats_interval: args.stats_interval.max(args.poll_interval),
+            hot_slots: Some(args.hot_slots).filter(|n| *n > 0),
             listen_address: args.listen_address,
             alertmanager: args
                 .alertmanager_url

@@ -4,6 +4,7 @@
 use crate::parse::cluster_info::ClusterInfo;
 use crate::parse::cluster_nodes::{ClusterNodes, NodeLine, SLOT_COUNT, SlotRange, slots_to_ranges};
 use crate::parse::info::Info;
+use crate::parse::slot_stats::SlotMetric;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -102,6 +103,10 @@ pub struct NodeStats {
     pub slowlog: Option<Slowlog>,
     /// LATENCY LATEST: `(event, Unix time of the latest spike, its duration in ms)`.
     pub latency_spikes: Vec<(String, f64, f64)>,
+    /// CLUSTER SLOT-STATS: per metric the node's top slots by it, `(slot, value)` largest first,
+    /// slots at 0 left out. A metric is absent when it was not asked for (a replica, a server
+    /// without the command, CPU and network while `cluster-slot-stats-enabled` is off) or failed.
+    pub hot_slots: BTreeMap<SlotMetric, Vec<(u16, u64)>>,
 }
 
 /// Everything one node answered in one poll.

@@ -9,8 +9,9 @@ use crate::model::{
     Snapshot,
 };
 use crate::parse::cluster_nodes::ClusterNodes;
+use crate::parse::slot_stats::{SlotMetric, SlotStats};
 use crate::parse::{cluster_info, cluster_nodes, info};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,6 +47,9 @@ pub struct PollerSettings {
     /// How often each node's slower telemetry (INFO all, CONFIG GET, SLOWLOG) is taken; nodes
     /// are staggered over the interval.
     pub stats_interval: Duration,
+    /// With the telemetry, each slot-owning master's top this many slots by each CLUSTER
+    /// SLOT-STATS metric (`None`: never asked for).
+    pub hot_slots: Option<u16>,
 }
 
 /// The CLUSTER INFO fields that move whenever a node's view of the topology or of failures
@@ -284,6 +288,7 @@ fn parse_stats(raw: &RawStats, time: SystemTime) -> (NodeStats, Vec<PollFailure>
     if let Err(f) = &raw.slowlog_last {
         soft("SLOWLOG GET", f);
     }
+    let hot_slots = hot_slots(&raw.slot_stats, &mut soft);
     let slowlog = match (&raw.slowlog_len, &raw.slowlog_last) {
         (Ok(len), Ok(last)) => Some(Slowlog {
             length: *len as f64,
@@ -298,9 +303,42 @@ fn parse_stats(raw: &RawStats, time: SystemTime) -> (NodeStats, Vec<PollFailure>
             config,
             slowlog,
             latency_spikes,
+            hot_slots,
         },
         failures,
     )
+}
+
+/// Each CLUSTER SLOT-STATS reply as `(slot, value)` in reply order, slots at 0 left out; a
+/// failed reply, or one with malformed entries, is a soft failure.
+fn hot_slots(
+    replies: &[(SlotMetric, Result<SlotStats, PollFailure>)],
+    soft: &mut impl FnMut(&str, &PollFailure),
+) -> BTreeMap<SlotMetric, Vec<(u16, u64)>> {
+    let mut out = BTreeMap::new();
+    for (metric, reply) in replies {
+        match reply {
+            Ok(stats) => {
+                if stats.malformed > 0 {
+                    let f = PollFailure {
+                        reason: FailureReason::Protocol,
+                        message: format!("{} malformed entries skipped", stats.malformed),
+                        attempted: true,
+                    };
+                    soft("CLUSTER SLOT-STATS", &f);
+                }
+                let top = stats
+                    .slots
+                    .iter()
+                    .filter_map(|s| Some((s.slot, s.get(*metric)?)))
+                    .filter(|(_, v)| *v > 0)
+                    .collect();
+                out.insert(*metric, top);
+            }
+            Err(f) => soft("CLUSTER SLOT-STATS", f),
+        }
+    }
+    out
 }
 
 /// The poller: owns one connection per node and the discovery state.
@@ -483,6 +521,15 @@ impl Poller {
     }
 }
 
+/// Whether the node's last CLUSTER NODES shows it as a master with slots, or there is none yet:
+/// only those are asked for their hot slots (a replica has none of its own).
+fn may_own_slots(state: &NodeState) -> bool {
+    match state.nodes_cache.as_ref().map(|(n, _)| n.myself()) {
+        None | Some(None) => true,
+        Some(Some(me)) => me.flags.master && !me.slots.is_empty(),
+    }
+}
+
 async fn poll_node(
     addr: &str,
     state: &mut NodeState,
@@ -508,6 +555,7 @@ async fn poll_node(
     }
     let cached_stamp = state.nodes_cache.as_ref().map(|(_, s)| s.clone());
     let with_nodes = with_nodes || cached_stamp.is_none();
+    let hot_slots = settings.hot_slots.filter(|_| may_own_slots(state));
     let result = poll_with_timeout(
         &mut state.conn,
         &state.host,
@@ -517,6 +565,7 @@ async fn poll_node(
         Ask {
             nodes: with_nodes,
             stats: with_stats,
+            hot_slots,
         },
         |cluster_info_text| {
             // Ask for CLUSTER NODES when anything topology-related moved (or is unreadable).

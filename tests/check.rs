@@ -1,7 +1,8 @@
 //! `redis-cluster-exporter check` end to end: a real cluster (healthy, a stopped replica, a
-//! killed master with its replica), an unreachable seed, bad flags, and hostile fake servers as
-//! the only seed. Exit codes are the monitoring-plugin ones: 0 OK, 1 WARNING, 2 CRITICAL,
-//! 3 UNKNOWN (bad flags too, unlike the server's 2).
+//! killed master with its replica), one with every replica on its master's host, an unreachable
+//! seed, bad flags, and hostile fake servers as the only seed. Exit codes are the
+//! monitoring-plugin ones: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad flags too, unlike the
+//! server's 2).
 
 mod common;
 #[path = "common/fake_redis.rs"]
@@ -109,9 +110,15 @@ fn problem_texts(json: &serde_json::Value) -> Vec<String> {
 
 #[test]
 fn real_cluster_ok_then_warning_then_critical() {
-    let mut cluster = RedisCluster::start(ClusterOptions::default());
+    // Each node on its own loopback host: no replica shares its master's host (on one host that
+    // alone is a WARNING, see below).
+    let mut cluster = RedisCluster::start(ClusterOptions {
+        distinct_hosts: true,
+        ..ClusterOptions::default()
+    });
+    let seed = format!("redis://{}", cluster.host_addr(0));
     // Seed with one replica: the check discovers and polls every member.
-    let replica_seed = format!("redis://{}", cluster.addr(cluster.replicas()[0]));
+    let replica_seed = format!("redis://{}", cluster.host_addr(cluster.replicas()[0]));
 
     let r = check(&replica_seed, &["--output", "json"]);
     let json = r.json();
@@ -126,7 +133,7 @@ fn real_cluster_ok_then_warning_then_critical() {
     let nodes = json["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 6, "{}", r.stdout);
     for i in 0..cluster.node_count() {
-        let addr = cluster.addr(i);
+        let addr = cluster.host_addr(i);
         let n = nodes
             .iter()
             .find(|n| n["addr"] == addr.as_str())
@@ -140,14 +147,31 @@ fn real_cluster_ok_then_warning_then_critical() {
         } else {
             let m = cluster.master_of(i).unwrap();
             assert_eq!(n["role"], "replica");
-            assert_eq!(n["master_addr"], cluster.addr(m).as_str());
+            assert_eq!(n["master_addr"], cluster.host_addr(m).as_str());
             assert!(
                 n["replication_lag_bytes"].as_i64().is_some_and(|l| l >= 0),
                 "{n}"
             );
         }
     }
-    let human = check(&cluster.seed_url(), &[]);
+    assert_eq!(
+        json["risk"]["colocated_replicas"].as_array().unwrap().len(),
+        3
+    );
+    assert!(
+        json["risk"]["colocated_replicas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["colocated"] == 0 && c["replicas"] == 1),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        json["risk"]["masters_per_host"].as_object().unwrap().len(),
+        3
+    );
+    let human = check(&seed, &[]);
     assert_eq!(human.code, 0, "{}", human.stdout);
     assert_eq!(
         human.first_line(),
@@ -159,14 +183,14 @@ fn real_cluster_ok_then_warning_then_critical() {
     let m1 = cluster.masters()[1];
     let r1 = cluster.replica_of(m1).unwrap();
     cluster.stop(r1);
-    let r = check(&cluster.seed_url(), &["--output", "json"]);
+    let r = check(&seed, &["--output", "json"]);
     cluster.cont(r1);
     let json = r.json();
     assert_eq!(r.code, 1, "{}", r.stdout);
     assert_eq!(json["status"], "WARNING");
     let texts = problem_texts(&json);
-    let master_addr = cluster.addr(m1);
-    let replica_addr = cluster.addr(r1);
+    let master_addr = cluster.host_addr(m1);
+    let replica_addr = cluster.host_addr(r1);
     assert!(
         texts.iter().any(
             |t| t.starts_with(&format!("WARNING master {master_addr} ("))
@@ -185,10 +209,10 @@ fn real_cluster_ok_then_warning_then_critical() {
     // A master and its replica killed: their slots are uncovered -> CRITICAL naming the master.
     let m2 = cluster.masters()[2];
     let r2 = cluster.replica_of(m2).unwrap();
-    let dead = cluster.addr(m2);
+    let dead = cluster.host_addr(m2);
     cluster.kill(m2);
     cluster.kill(r2);
-    let r = check(&cluster.seed_url(), &[]);
+    let r = check(&seed, &[]);
     assert_eq!(r.code, 2, "{}", r.stdout);
     let first = r.first_line();
     assert!(
@@ -198,7 +222,7 @@ fn real_cluster_ok_then_warning_then_critical() {
         "{}",
         r.stdout
     );
-    let r = check(&cluster.seed_url(), &["--output", "json"]);
+    let r = check(&seed, &["--output", "json"]);
     let json = r.json();
     assert_eq!(r.code, 2, "{}", r.stdout);
     assert_eq!(json["status"], "CRITICAL");
@@ -216,6 +240,43 @@ fn real_cluster_ok_then_warning_then_critical() {
         .unwrap();
     assert_eq!(n["reachable"], false);
     assert!(n["error"].as_str().is_some_and(|e| !e.is_empty()), "{n}");
+}
+
+#[test]
+fn one_host_cluster_warns_about_colocated_replicas_and_shows_the_risk_figures() {
+    // The harness default: every node on 127.0.0.1, so each master's replica is on its host.
+    let cluster = RedisCluster::start(ClusterOptions::default());
+    let r = check(&cluster.seed_url(), &["--output", "json"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let json = r.json();
+    let texts = problem_texts(&json);
+    assert_eq!(texts.len(), 3, "{texts:?}");
+    for m in cluster.masters() {
+        let want = format!(
+            "WARNING master {} has all its replicas (1) on its own host 127.0.0.1: losing that host loses the shard",
+            cluster.addr(m)
+        );
+        assert!(texts.contains(&want), "{want} not in {texts:?}");
+    }
+    let risk = &json["risk"];
+    assert_eq!(risk["masters_per_host"]["127.0.0.1"], 3, "{risk}");
+    let slot_skew = risk["slot_skew"].as_f64().expect("slot skew");
+    assert!((1.0..1.001).contains(&slot_skew), "{slot_skew}");
+    // INFO all is taken in the check's poll too: memory skew of three near-empty masters.
+    let mem = risk["memory_skew"].as_f64().expect("memory skew");
+    assert!((1.0..2.0).contains(&mem), "{mem}");
+    let human = check(&cluster.seed_url(), &[]);
+    assert_eq!(human.code, 1);
+    assert!(
+        human
+            .stdout
+            .contains("\nTopology risk:\n  replicas on their master's host: ")
+            && human
+                .stdout
+                .contains("  slot-owning masters per host: 127.0.0.1 3\n"),
+        "{}",
+        human.stdout
+    );
 }
 
 #[test]

@@ -5,20 +5,26 @@
 //!
 //! Inputs: arbitrary bytes (lossy UTF-8), generated CLUSTER NODES lines mixing valid and invalid
 //! fields, and the fixtures mutated (byte flips, truncation, inserted huge / negative numbers,
-//! slot 16384, reversed ranges, very long lines, line duplication / deletion / swaps).
+//! slot 16384, reversed ranges, very long lines, line duplication / deletion / swaps). CLUSTER
+//! SLOT-STATS, a RESP reply, gets generated RESP value trees (arbitrary, and shaped like the real
+//! entries with bad parts mixed in) and its RESP fixtures with byte edits, decoded by redis-rs.
 
 #[path = "../fuzz/src/invariants.rs"]
 mod invariants;
 
-use invariants::{check_cluster_info, check_cluster_nodes, check_info, non_empty_lines, to_crlf};
+use invariants::{
+    check_cluster_info, check_cluster_nodes, check_info, check_slot_stats, non_empty_lines, to_crlf,
+};
 use proptest::prelude::*;
 use proptest::sample::select;
+use redis::Value;
 use redis_cluster_exporter::parse::ParseError;
 use redis_cluster_exporter::parse::cluster_info::parse_cluster_info;
 use redis_cluster_exporter::parse::cluster_nodes::{
     ClusterNodes, NodeLine, SLOT_COUNT, parse_cluster_nodes,
 };
 use redis_cluster_exporter::parse::info::parse_info;
+use redis_cluster_exporter::parse::slot_stats::{MAX_HOT_SLOTS, parse_slot_stats};
 
 const NODES_FIXTURES: &[&str] = &[
     include_str!("fixtures/cluster_nodes_master.txt"),
@@ -281,6 +287,81 @@ fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
     }
 }
 
+const SLOT_STATS_FIXTURES: &[&[u8]] = &[
+    include_bytes!("fixtures/cluster_slot_stats_valkey91.txt"),
+    include_bytes!("fixtures/cluster_slot_stats_valkey91_enabled.txt"),
+];
+
+/// Parses a CLUSTER SLOT-STATS reply with its invariants.
+fn check_slot_stats_value(v: &Value, limit: usize) {
+    let entries = match v {
+        Value::Array(a) => Some(a.len()),
+        _ => None,
+    };
+    check_slot_stats(&parse_slot_stats(v, limit), entries, limit);
+}
+
+/// RESP leaves that matter to the parser: slot-ish and extreme integers, the field names (in
+/// either case), other strings, nil.
+fn resp_leaf() -> impl Strategy<Value = Value> {
+    const NAMES: &[&str] = &[
+        "key-count",
+        "cpu-usec",
+        "network-bytes-in",
+        "network-bytes-out",
+        "KEY-COUNT",
+        "key_count",
+        "",
+        "x",
+    ];
+    prop_oneof![
+        any::<i64>().prop_map(Value::Int),
+        select(vec![
+            -1i64,
+            0,
+            1,
+            16383,
+            16384,
+            65535,
+            65536,
+            i64::MAX,
+            i64::MIN
+        ])
+        .prop_map(Value::Int),
+        select(NAMES).prop_map(|n| Value::BulkString(n.as_bytes().to_vec())),
+        select(NAMES).prop_map(|n| Value::SimpleString(n.to_string())),
+        Just(Value::Nil),
+        any::<f64>().prop_map(Value::Double),
+    ]
+}
+
+/// Arbitrary RESP trees of arrays and maps over [`resp_leaf`].
+fn resp_value() -> impl Strategy<Value = Value> {
+    resp_leaf().prop_recursive(4, 64, 8, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+            prop::collection::vec((inner.clone(), inner), 0..4).prop_map(Value::Map),
+        ]
+    })
+}
+
+/// A `[slot, stats]` entry like the real ones, its slot and its stats sometimes wrong.
+fn slot_entry() -> impl Strategy<Value = Value> {
+    // Mostly a few low slots, so that repeats are common.
+    let slot = prop_oneof![
+        3 => (0i64..12).prop_map(Value::Int),
+        1 => (0i64..16384).prop_map(Value::Int),
+        1 => resp_leaf(),
+    ];
+    let pairs = || prop::collection::vec((resp_leaf(), resp_leaf()), 0..6);
+    let stats = prop_oneof![
+        3 => pairs().prop_map(|p| Value::Array(p.into_iter().flat_map(|(k, v)| [k, v]).collect())),
+        2 => pairs().prop_map(Value::Map),
+        1 => resp_leaf(),
+    ];
+    (slot, stats).prop_map(|(s, st)| Value::Array(vec![s, st]))
+}
+
 /// Runs every parser with its invariants on `text`.
 fn check_all(text: &str) {
     let _ = check_cluster_nodes(text);
@@ -533,6 +614,37 @@ proptest! {
             apply(&mut bytes, m);
         }
         check_all(&String::from_utf8_lossy(&bytes));
+    }
+
+    /// Arbitrary RESP trees into the CLUSTER SLOT-STATS parser.
+    #[test]
+    fn slot_stats_arbitrary_values(v in resp_value(), limit in 0..=usize::from(MAX_HOT_SLOTS)) {
+        check_slot_stats_value(&v, limit);
+    }
+
+    /// Replies shaped like the real ones (duplicate slots likely), with bad parts mixed in.
+    #[test]
+    fn slot_stats_entry_shaped_replies(
+        entries in prop::collection::vec(slot_entry(), 0..12),
+        limit in 0..=12usize,
+    ) {
+        check_slot_stats_value(&Value::Array(entries), limit);
+    }
+
+    /// The RESP fixtures with byte edits: whatever redis-rs still decodes keeps the invariants.
+    #[test]
+    fn slot_stats_mutated_fixtures(
+        fixture in select(SLOT_STATS_FIXTURES),
+        mutations in prop::collection::vec(mutation(), 1..4),
+        limit in 0..=20usize,
+    ) {
+        let mut bytes = fixture.to_vec();
+        for m in &mutations {
+            apply(&mut bytes, m);
+        }
+        if let Ok(v) = redis::parse_redis_value(&bytes) {
+            check_slot_stats_value(&v, limit);
+        }
     }
 
     /// Deleting, duplicating and swapping whole lines of a CLUSTER NODES reply does exactly that
@@ -825,5 +937,10 @@ fn fixtures_pass_the_invariants() {
     }
     for text in INFO_FIXTURES {
         assert!(check_info(text).is_ok());
+    }
+    for bytes in SLOT_STATS_FIXTURES {
+        let v = redis::parse_redis_value(bytes).expect("RESP fixture decodes");
+        check_slot_stats_value(&v, 100);
+        check_slot_stats_value(&v, 3);
     }
 }

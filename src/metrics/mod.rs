@@ -16,6 +16,7 @@ pub mod node;
 pub mod persistence;
 pub mod replication;
 pub mod risk;
+pub mod slots;
 pub mod stats;
 pub mod table;
 pub mod topology;
@@ -78,6 +79,7 @@ pub const COLLECTORS: &[&dyn Collector] = &[
     &cluster::Cluster,
     &topology::Topology,
     &risk::Risk,
+    &slots::HotSlots,
     &replication::Replication,
     &memory::Memory,
     &stats::Stats,

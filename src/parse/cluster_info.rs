@@ -33,6 +33,15 @@ pub struct ClusterInfo {
     pub sent_by_type: BTreeMap<String, u64>,
     /// `cluster_stats_messages_<type>_received`, by type.
     pub received_by_type: BTreeMap<String, u64>,
+    /// Valkey: `cluster_nodes_pfail`, nodes this node flags PFAIL (absent on Redis).
+    pub nodes_pfail: Option<u64>,
+    /// Valkey: `cluster_nodes_fail`, nodes this node flags FAIL.
+    pub nodes_fail: Option<u64>,
+    /// Valkey: `cluster_voting_nodes_pfail`, slot-owning masters (the ones that vote in
+    /// failover elections) this node flags PFAIL.
+    pub voting_nodes_pfail: Option<u64>,
+    /// Valkey: `cluster_voting_nodes_fail`, slot-owning masters this node flags FAIL.
+    pub voting_nodes_fail: Option<u64>,
 }
 
 impl ClusterInfo {
@@ -79,6 +88,11 @@ pub fn parse_cluster_info(text: &str) -> Result<ClusterInfo, ParseError> {
             "cluster_size" => info.size = num("cluster_size", value)?,
             "cluster_current_epoch" => info.current_epoch = num("cluster_current_epoch", value)?,
             "cluster_my_epoch" => info.my_epoch = num("cluster_my_epoch", value)?,
+            // Valkey's failure counts: optional, so a malformed one is left out, not fatal.
+            "cluster_nodes_pfail" => info.nodes_pfail = value.trim().parse().ok(),
+            "cluster_nodes_fail" => info.nodes_fail = value.trim().parse().ok(),
+            "cluster_voting_nodes_pfail" => info.voting_nodes_pfail = value.trim().parse().ok(),
+            "cluster_voting_nodes_fail" => info.voting_nodes_fail = value.trim().parse().ok(),
             "cluster_stats_messages_sent" => {
                 info.messages_sent = num("cluster_stats_messages_sent", value)?
             }
@@ -117,6 +131,20 @@ mod tests {
         assert_eq!(info.sent("auth-req"), 5);
         assert_eq!(info.sent("mfstart"), 0);
         assert_eq!(info.messages_sent, 100);
+        assert_eq!(info.nodes_pfail, None, "Redis has no cluster_nodes_pfail");
+    }
+
+    #[test]
+    fn valkey_failure_counts_when_present() {
+        let text = "cluster_state:ok\r\ncluster_nodes_pfail:2\r\ncluster_nodes_fail:1\r\ncluster_voting_nodes_pfail:1\r\ncluster_voting_nodes_fail:x\r\n";
+        let info = parse_cluster_info(text).unwrap();
+        assert_eq!(info.nodes_pfail, Some(2));
+        assert_eq!(info.nodes_fail, Some(1));
+        assert_eq!(info.voting_nodes_pfail, Some(1));
+        assert_eq!(
+            info.voting_nodes_fail, None,
+            "malformed: left out, not fatal"
+        );
     }
 
     #[test]

@@ -1,11 +1,13 @@
-//! Pure parsers for the text replies the poller collects: CLUSTER INFO, CLUSTER NODES and INFO.
+//! Pure parsers for the replies the poller collects: the text of CLUSTER INFO, CLUSTER NODES and
+//! INFO, and the decoded RESP array of CLUSTER SLOT-STATS.
 //!
-//! Nothing here does IO and nothing here panics on any input: every function takes the reply text
+//! Nothing here does IO and nothing here panics on any input: every function takes the reply
 //! and returns typed values or a [`ParseError`]. Unknown fields are ignored so newer servers work.
 
 pub mod cluster_info;
 pub mod cluster_nodes;
 pub mod info;
+pub mod slot_stats;
 
 /// Why a reply could not be understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

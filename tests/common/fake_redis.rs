@@ -7,7 +7,9 @@
 //! pipelined write of `CLUSTER INFO`, `CLUSTER NODES`, `INFO replication` (CLUSTER NODES left out
 //! of the pipeline and asked alone afterwards when the exporter's adaptive topology polling skips
 //! it), followed in the same write, when the telemetry tier is due, by `INFO all`, `CONFIG GET
-//! maxmemory maxclients io-threads`, `LATENCY LATEST`, `SLOWLOG LEN`, `SLOWLOG GET 1`. Connection-setup commands
+//! maxmemory maxclients io-threads`, `LATENCY LATEST`, `SLOWLOG LEN`, `SLOWLOG GET 1` and, on the
+//! first poll of a connection, `CLUSTER SLOT-STATS ...`, which gets Redis 7.0's answer (`-ERR
+//! unknown subcommand`, so the exporter asks no more). Connection-setup commands
 //! get `+OK` (or `-NOAUTH` for [`Behavior::NoAuth`]); once a batch of poll commands is complete
 //! (the fast part ends with `INFO replication`, the telemetry part with `SLOWLOG GET`; a lone
 //! CLUSTER NODES is a batch of its own), its whole answer is produced by
@@ -524,9 +526,16 @@ fn serve(mut stream: TcpStream, port: u16, behavior: &Behavior, stop: &AtomicBoo
                 .unwrap_or_else(|e| e.into_inner())
                 .push(args.clone());
             let Some(cmd) = poll_command(&args) else {
+                let slot_stats = args[0].eq_ignore_ascii_case("CLUSTER")
+                    && args
+                        .get(1)
+                        .is_some_and(|a| a.eq_ignore_ascii_case("SLOT-STATS"));
                 let reply: &[u8] = match behavior {
                     Behavior::NoAuth if !args[0].eq_ignore_ascii_case("AUTH") => {
                         b"-NOAUTH Authentication required.\r\n"
+                    }
+                    _ if slot_stats => {
+                        b"-ERR unknown subcommand 'SLOT-STATS'. Try CLUSTER HELP.\r\n"
                     }
                     _ => b"+OK\r\n",
                 };

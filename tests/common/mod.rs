@@ -25,6 +25,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tempfile::TempDir;
 
 pub mod peer;
+pub mod valkey;
 
 pub const REDIS_SERVER: &str = "redis-server";
 pub const REDIS_CLI: &str = "redis-cli";
@@ -328,6 +329,8 @@ pub enum NodeState {
 struct ServerProc {
     port: u16,
     dir: PathBuf,
+    /// The server binary (`redis-server`, or a Valkey one).
+    bin: PathBuf,
     args: Vec<String>,
     child: Option<Child>,
 }
@@ -385,16 +388,16 @@ fn loopback_host(n: usize) -> String {
     format!("127.0.0.{n}")
 }
 
-fn spawn_server(dir: &Path, args: &[String]) -> Child {
+fn spawn_server(bin: &Path, dir: &Path, args: &[String]) -> Child {
     let out = File::create(dir.join("stdout.log")).expect("create stdout.log");
     let err = out.try_clone().expect("clone stdout.log");
-    Command::new(REDIS_SERVER)
+    Command::new(bin)
         .args(args)
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot spawn {REDIS_SERVER}: {e}"))
+        .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", bin.display()))
 }
 
 enum StartOutcome {
@@ -443,11 +446,19 @@ fn start_servers(
     password: Option<&str>,
     extra: &[String],
 ) -> Vec<ServerProc> {
-    start_servers_on(root, n, cluster, password, extra, None)
+    start_servers_on(
+        root,
+        n,
+        cluster,
+        password,
+        extra,
+        None,
+        Path::new(REDIS_SERVER),
+    )
 }
 
-/// `start_servers`; with `first_host: Some(k)`, server `j` also binds and announces
-/// 127.0.0.(k+j) (see `ClusterOptions::distinct_hosts`).
+/// `start_servers` of binary `bin`; with `first_host: Some(k)`, server `j` also binds and
+/// announces 127.0.0.(k+j) (see `ClusterOptions::distinct_hosts`).
 fn start_servers_on(
     root: &Path,
     n: usize,
@@ -455,6 +466,7 @@ fn start_servers_on(
     password: Option<&str>,
     extra: &[String],
     first_host: Option<usize>,
+    bin: &Path,
 ) -> Vec<ServerProc> {
     let mk = |root: &Path, j: usize| {
         let port = free_port();
@@ -473,10 +485,11 @@ fn start_servers_on(
                 host,
             ]);
         }
-        let child = spawn_server(&dir, &args);
+        let child = spawn_server(bin, &dir, &args);
         ServerProc {
             port,
             dir,
+            bin: bin.to_path_buf(),
             args,
             child: Some(child),
         }
@@ -517,6 +530,8 @@ pub struct ClusterOptions {
     /// every node is on its own "host" (all of 127.0.0.0/8 is local on Linux). The harness
     /// still talks to every node on 127.0.0.1; `host_addr(i)` is the announced address.
     pub distinct_hosts: bool,
+    /// The server binary; `None` is `redis-server` from PATH (e.g. `valkey::valkey91_or_skip`).
+    pub server: Option<PathBuf>,
 }
 
 impl Default for ClusterOptions {
@@ -528,6 +543,7 @@ impl Default for ClusterOptions {
             password: None,
             extra_args: Vec::new(),
             distinct_hosts: false,
+            server: None,
         }
     }
 }
@@ -564,6 +580,7 @@ impl RedisCluster {
             opts.password.as_deref(),
             &opts.extra_args,
             opts.distinct_hosts.then_some(2),
+            opts.server.as_deref().unwrap_or(Path::new(REDIS_SERVER)),
         );
         let mut c = RedisCluster {
             nodes: procs
@@ -889,7 +906,7 @@ impl RedisCluster {
         // Keep the previous log around for debugging; redis appends to it anyway.
         let mut tries = 0;
         loop {
-            p.child = Some(spawn_server(&p.dir, &p.args));
+            p.child = Some(spawn_server(&p.bin, &p.dir, &p.args));
             match wait_server_ready(p, password.as_deref()) {
                 StartOutcome::Ready => break,
                 StartOutcome::PortTaken => {
@@ -917,6 +934,10 @@ impl RedisCluster {
             self.opts.password.as_deref(),
             &self.opts.extra_args,
             self.opts.distinct_hosts.then_some(2 + self.nodes.len()),
+            self.opts
+                .server
+                .as_deref()
+                .unwrap_or(Path::new(REDIS_SERVER)),
         );
         let p = procs.pop().unwrap();
         let idx = self.nodes.len();
@@ -1249,6 +1270,7 @@ pub const EXPORTER_ENV_VARS: &[&str] = &[
     "ALERTMANAGER_URL",
     "ALERT_STATE_FAIL_FOR",
     "CHECK_MAX_LAG_BYTES",
+    "HOT_SLOTS",
 ];
 
 pub struct Exporter {
@@ -1412,6 +1434,23 @@ impl Exporter {
         let (status, _, body) = self.get("/metrics");
         assert_eq!(status, 200, "GET /metrics returned {status}: {body}");
         body
+    }
+
+    /// Polls /metrics until `f` accepts the body, returning that body; panics after `timeout`
+    /// naming `what`, with the start of the last body seen.
+    pub fn wait_metrics(&self, timeout: Duration, what: &str, f: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let body = self.metrics();
+            if f(&body) {
+                return body;
+            }
+            if start.elapsed() >= timeout {
+                let head: String = body.chars().take(8000).collect();
+                panic!("timed out after {timeout:?} waiting for {what}; last /metrics:\n{head}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     pub fn event_log(&self) -> &Path {
