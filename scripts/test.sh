@@ -34,6 +34,8 @@ if [ -x scripts/check-monitoring.sh ]; then
   echo "== monitoring configs (promtool, amtool, dashboards)"
   scripts/check-monitoring.sh
 fi
+echo "== module layering (no import circles)"
+python3 scripts/check-imports.py
 echo "== cargo test"
 # Integration tests start real redis clusters; two at a time keeps a 2-core machine honest.
 cargo test --workspace --all-targets --locked -- --test-threads="${TEST_THREADS:-2}"

@@ -4,7 +4,7 @@
 //!
 //! Exit codes follow the monitoring-plugin contract: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 
-use crate::config::Config;
+use crate::config::{Config, DEFAULT_MAX_LAG_BYTES};
 use crate::model::{NodeObservation, Role, Snapshot, ViewNode, replication_lags};
 use crate::parse::cluster_nodes::{SLOT_COUNT, SlotRange, format_ranges, slots_to_ranges};
 use crate::poller::{Poller, PollerSettings};
@@ -13,10 +13,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
-
-/// Default `--max-lag-bytes`: 100 MiB. A replica further behind than that would need a long
-/// catch-up (or a full resync) before it could safely take over.
-pub const DEFAULT_MAX_LAG_BYTES: u64 = 100 * 1024 * 1024;
 
 /// The whole check (discovery round, plus a second round when the first revealed members it
 /// could not poll) ends within this many `--node-timeout`s.

@@ -5,12 +5,7 @@ use crate::parse::slot_stats::MAX_HOT_SLOTS;
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio_rustls::TlsConnector;
-use tokio_rustls::rustls;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
 /// Command-line flags; every flag can also come from the environment variable named beside it.
 #[derive(Debug, Parser)]
@@ -115,7 +110,7 @@ pub struct CheckArgs {
     #[arg(long, default_value = "human", value_parser = ["human", "json"])]
     pub output: String,
     /// Replica lag (master offset minus replica offset) above this many bytes is a WARNING
-    #[arg(long, env = "CHECK_MAX_LAG_BYTES", default_value_t = crate::check::DEFAULT_MAX_LAG_BYTES)]
+    #[arg(long, env = "CHECK_MAX_LAG_BYTES", default_value_t = DEFAULT_MAX_LAG_BYTES)]
     pub max_lag_bytes: u64,
 }
 
@@ -189,6 +184,10 @@ pub struct Config {
     pub json_logs: bool,
 }
 
+/// Default `--max-lag-bytes`: 100 MiB. A replica further behind than that would need a long
+/// catch-up (or a full resync) before it could safely take over.
+pub const DEFAULT_MAX_LAG_BYTES: u64 = 100 * 1024 * 1024;
+
 /// A configuration problem, reported as one line before exiting with status 2.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -217,16 +216,9 @@ pub enum ConfigError {
     /// The web-config file is unusable.
     #[error(transparent)]
     Web(#[from] crate::web::WebConfigError),
-    /// A TLS file could not be used.
-    #[error("{flag} {path}: {why}")]
-    Tls {
-        /// The flag.
-        flag: &'static str,
-        /// The file.
-        path: String,
-        /// Why.
-        why: String,
-    },
+    /// The TLS client configuration could not be built.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// Parses one seed: `redis://host:port`, `host:port` or `host` (port 6379).
@@ -319,7 +311,12 @@ impl Config {
             ));
         }
         let tls = if tls_seeds > 0 {
-            Some(tls_connector(&args)?)
+            Some(crate::tls::client_connector(&crate::tls::ClientFiles {
+                ca_cert: args.tls_ca_cert_file.as_deref(),
+                client_cert: args.tls_client_cert_file.as_deref(),
+                client_key: args.tls_client_key_file.as_deref(),
+                skip_verification: args.skip_tls_verification,
+            })?)
         } else {
             None
         };
@@ -372,142 +369,6 @@ impl Config {
             cluster_name: args.cluster_name,
             json_logs: args.log_format == "json",
         })
-    }
-}
-
-fn tls_error(
-    flag: &'static str,
-    path: &std::path::Path,
-    why: impl std::fmt::Display,
-) -> ConfigError {
-    ConfigError::Tls {
-        flag,
-        path: path.display().to_string(),
-        why: why.to_string(),
-    }
-}
-
-/// Reads every certificate of a PEM file; a file without one is an error. Shared with the
-/// web-config loader.
-pub(crate) fn read_pem_certs(
-    path: &std::path::Path,
-) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| e.to_string())?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
-    if certs.is_empty() {
-        return Err("no certificate in the file".into());
-    }
-    Ok(certs)
-}
-
-fn read_certs(
-    flag: &'static str,
-    path: &std::path::Path,
-) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
-    read_pem_certs(path).map_err(|e| tls_error(flag, path, e))
-}
-
-/// Builds the TLS client configuration from the `--tls-*` flags.
-fn tls_connector(args: &Args) -> Result<TlsConnector, ConfigError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ConfigError::Invalid(format!("TLS: {e}")))?;
-    let builder = if args.skip_tls_verification {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
-    } else {
-        let mut roots = rustls::RootCertStore::empty();
-        match &args.tls_ca_cert_file {
-            Some(path) => {
-                for cert in read_certs("--tls-ca-cert-file", path)? {
-                    roots
-                        .add(cert)
-                        .map_err(|e| tls_error("--tls-ca-cert-file", path, e))?;
-                }
-            }
-            None => {
-                for cert in rustls_native_certs::load_native_certs().certs {
-                    let _ = roots.add(cert);
-                }
-                if roots.is_empty() {
-                    return Err(ConfigError::Invalid(
-                        "TLS: no system CA certificates found; give --tls-ca-cert-file".into(),
-                    ));
-                }
-            }
-        }
-        builder.with_root_certificates(roots)
-    };
-    let config = match (&args.tls_client_cert_file, &args.tls_client_key_file) {
-        (Some(cert_path), Some(key_path)) => {
-            let certs = read_certs("--tls-client-cert-file", cert_path)?;
-            let key = PrivateKeyDer::from_pem_file(key_path)
-                .map_err(|e| tls_error("--tls-client-key-file", key_path, e))?;
-            builder
-                .with_client_auth_cert(certs, key)
-                .map_err(|e| tls_error("--tls-client-key-file", key_path, e))?
-        }
-        (None, None) => builder.with_no_client_auth(),
-        _ => {
-            return Err(ConfigError::Invalid(
-                "--tls-client-cert-file and --tls-client-key-file go together".into(),
-            ));
-        }
-    };
-    Ok(TlsConnector::from(Arc::new(config)))
-}
-
-/// Accepts any server certificate (`--skip-tls-verification`); handshake signatures are still
-/// checked.
-#[derive(Debug)]
-struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for NoVerification {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

@@ -14,4 +14,5 @@ pub mod metrics;
 pub mod model;
 pub mod parse;
 pub mod poller;
+pub mod tls;
 pub mod web;

@@ -17,9 +17,6 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls;
-use tokio_rustls::rustls::pki_types::PrivateKeyDer;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::server::TlsStream;
 
 /// Longest a request (other than a live event stream) may take.
@@ -111,18 +108,10 @@ pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
         Some(t) => {
             let cert_path = base.join(&t.cert_file);
             let key_path = base.join(&t.key_file);
-            let certs = crate::config::read_pem_certs(&cert_path)
-                .map_err(|e| invalid(format!("cert_file {}: {e}", cert_path.display())))?;
-            let key = PrivateKeyDer::from_pem_file(&key_path)
-                .map_err(|e| invalid(format!("key_file {}: {e}", key_path.display())))?;
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let config = rustls::ServerConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|e| invalid(e.to_string()))?
-                .with_no_client_auth()
-                .with_single_cert(certs, key)
-                .map_err(|e| invalid(format!("tls_server_config: {e}")))?;
-            Some(TlsAcceptor::from(Arc::new(config)))
+            Some(
+                crate::tls::server_acceptor(&cert_path, &key_path)
+                    .map_err(|e| invalid(e.to_string()))?,
+            )
         }
     };
     Ok(WebConfig {
