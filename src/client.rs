@@ -3,7 +3,6 @@
 //! CLUSTER SLOT-STATS when the slower telemetry tier is due), and the classification of what went
 //! wrong.
 
-use crate::model::{FailureReason, PollFailure};
 use crate::parse::slot_stats::{SlotMetric, SlotStats, parse_slot_stats};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, RedisConnectionInfo, Value};
@@ -145,18 +144,18 @@ pub struct RawReplies {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RawStats {
     /// `INFO all`.
-    pub info: Result<String, PollFailure>,
+    pub info: Result<String, ClientError>,
     /// `CONFIG GET maxmemory maxclients io-threads` as name/value pairs.
-    pub config: Result<Vec<(String, String)>, PollFailure>,
+    pub config: Result<Vec<(String, String)>, ClientError>,
     /// `LATENCY LATEST`: event name, Unix time of its latest spike, that spike's milliseconds.
-    pub latency_latest: Result<Vec<(String, i64, i64)>, PollFailure>,
+    pub latency_latest: Result<Vec<(String, i64, i64)>, ClientError>,
     /// `SLOWLOG LEN`.
-    pub slowlog_len: Result<i64, PollFailure>,
+    pub slowlog_len: Result<i64, ClientError>,
     /// `SLOWLOG GET 1`: id and duration (µs) of the newest entry.
-    pub slowlog_last: Result<Option<(i64, i64)>, PollFailure>,
+    pub slowlog_last: Result<Option<(i64, i64)>, ClientError>,
     /// `CLUSTER SLOT-STATS ORDERBY <metric> LIMIT <n>`, one per metric asked for; empty when
     /// not asked for or the server does not know the command.
-    pub slot_stats: Vec<(SlotMetric, Result<SlotStats, PollFailure>)>,
+    pub slot_stats: Vec<(SlotMetric, Result<SlotStats, ClientError>)>,
 }
 
 /// What one poll asks for beyond the fast path's CLUSTER INFO and INFO replication.
@@ -199,47 +198,84 @@ pub struct NodeConnection {
     slot_stats: SlotStatsSupport,
 }
 
-fn failure(reason: FailureReason, message: impl Into<String>) -> PollFailure {
-    PollFailure {
-        reason,
+/// What went wrong talking to one node. The poller maps it to the model's failure reason; the
+/// client knows nothing of the model.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ClientError {
+    /// The category.
+    pub kind: ErrorKind,
+    /// Human-readable detail (server error texts and IO errors; never a secret).
+    pub message: String,
+}
+
+/// The category of a [`ClientError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// TCP (or TLS) connection could not be established.
+    Connect,
+    /// No complete reply within the timeout.
+    Timeout,
+    /// Authentication failed or is required (`WRONGPASS`, `NOAUTH`).
+    Auth,
+    /// The reply was not valid RESP or not of the expected shape.
+    Protocol,
+    /// The server answered that cluster support is disabled.
+    NotCluster,
+    /// The reply exceeded the size bound.
+    TooLarge,
+    /// The server is loading its dataset (`LOADING`).
+    Loading,
+    /// Any other error reply from the server.
+    ServerError,
+    /// The connection broke mid-reply.
+    Io,
+    /// The TLS handshake failed.
+    Tls,
+    /// The ACL user may not run the command (`NOPERM`).
+    NoPerm,
+}
+
+fn failure(kind: ErrorKind, message: impl Into<String>) -> ClientError {
+    ClientError {
+        kind,
         message: message.into(),
-        attempted: true,
     }
 }
 
-/// Maps a redis error to a reason. Server error texts never contain the password.
-fn classify(err: &redis::RedisError, budget: &Budget) -> PollFailure {
+/// Maps a redis error to a category. Server error texts never contain the password.
+fn classify(err: &redis::RedisError, budget: &Budget) -> ClientError {
     if budget.exceeded.load(Ordering::Relaxed) {
-        return failure(FailureReason::TooLarge, "reply exceeded the size limit");
+        return failure(ErrorKind::TooLarge, "reply exceeded the size limit");
     }
     let code = err.code().unwrap_or("");
     let text = err.to_string();
-    let reason = match code {
-        "WRONGPASS" | "NOAUTH" => FailureReason::Auth,
+    let kind = match code {
+        "WRONGPASS" | "NOAUTH" => ErrorKind::Auth,
         // A refused command after a successful AUTH: on the fast path the exporter cannot work
         // (reported as auth, as before); on the telemetry tier only that part is missing.
-        "NOPERM" => FailureReason::NoPerm,
-        "LOADING" => FailureReason::Loading,
-        _ if err.kind() == redis::ErrorKind::AuthenticationFailed => FailureReason::Auth,
-        _ if text.contains("cluster support disabled") => FailureReason::NotCluster,
-        _ if err.kind() == redis::ErrorKind::Parse => FailureReason::Protocol,
-        _ if err.is_timeout() => FailureReason::Timeout,
+        "NOPERM" => ErrorKind::NoPerm,
+        "LOADING" => ErrorKind::Loading,
+        _ if err.kind() == redis::ErrorKind::AuthenticationFailed => ErrorKind::Auth,
+        _ if text.contains("cluster support disabled") => ErrorKind::NotCluster,
+        _ if err.kind() == redis::ErrorKind::Parse => ErrorKind::Protocol,
+        _ if err.is_timeout() => ErrorKind::Timeout,
         // redis-rs drops the connection on a RESP parse error and a pipeline then only sees
         // "broken pipe": when the transport itself did not fail, that is what happened.
         _ if err.is_connection_dropped() && !budget.closed.load(Ordering::Relaxed) => {
             return failure(
-                FailureReason::Protocol,
+                ErrorKind::Protocol,
                 format!("reply is not valid RESP ({text})"),
             );
         }
-        _ if err.is_io_error() || err.is_connection_dropped() => FailureReason::Io,
-        _ if err.code().is_some() => FailureReason::ServerError,
-        _ => FailureReason::Protocol,
+        _ if err.is_io_error() || err.is_connection_dropped() => ErrorKind::Io,
+        _ if err.code().is_some() => ErrorKind::ServerError,
+        _ => ErrorKind::Protocol,
     };
-    failure(reason, text)
+    failure(kind, text)
 }
 
-fn text_of(value: Option<Value>) -> Result<String, PollFailure> {
+fn text_of(value: Option<Value>) -> Result<String, ClientError> {
     match value {
         // Valid UTF-8 (the normal case) is taken as is, without a copy.
         Some(Value::BulkString(bytes)) => Ok(String::from_utf8(bytes)
@@ -251,25 +287,25 @@ fn text_of(value: Option<Value>) -> Result<String, PollFailure> {
 }
 
 /// A refused command on the fast path means the exporter cannot watch this node at all.
-fn fast_path(mut f: PollFailure) -> PollFailure {
-    if f.reason == FailureReason::NoPerm {
-        f.reason = FailureReason::Auth;
+fn fast_path(mut f: ClientError) -> ClientError {
+    if f.kind == ErrorKind::NoPerm {
+        f.kind = ErrorKind::Auth;
     }
     f
 }
 
 /// A failure for a reply of the wrong shape (or an error reply, classified).
-fn unexpected(value: Option<Value>) -> PollFailure {
+fn unexpected(value: Option<Value>) -> ClientError {
     match value {
         Some(Value::ServerError(e)) => {
             let err: redis::RedisError = e.into();
             classify(&err, &Budget::default())
         }
         Some(other) => failure(
-            FailureReason::Protocol,
+            ErrorKind::Protocol,
             format!("unexpected reply type {}", kind_name(&other)),
         ),
-        None => failure(FailureReason::Protocol, "pipeline reply too short"),
+        None => failure(ErrorKind::Protocol, "pipeline reply too short"),
     }
 }
 
@@ -285,7 +321,7 @@ fn scalar_text(v: &Value) -> Option<String> {
 }
 
 /// CONFIG GET's reply: a flat array of name, value (RESP2) or a map (RESP3).
-fn config_pairs(value: Option<Value>) -> Result<Vec<(String, String)>, PollFailure> {
+fn config_pairs(value: Option<Value>) -> Result<Vec<(String, String)>, ClientError> {
     let pairs: Vec<(String, String)> = match value {
         Some(Value::Array(items)) => items
             .chunks_exact(2)
@@ -304,7 +340,7 @@ fn config_pairs(value: Option<Value>) -> Result<Vec<(String, String)>, PollFailu
 const MAX_LATENCY_EVENTS: usize = 64;
 
 /// LATENCY LATEST's reply: an array of `[event, unix time, latest ms, max ms, ...]`.
-fn latency_events(value: Option<Value>) -> Result<Vec<(String, i64, i64)>, PollFailure> {
+fn latency_events(value: Option<Value>) -> Result<Vec<(String, i64, i64)>, ClientError> {
     let entries = match value {
         Some(Value::Array(entries)) => entries,
         other => return Err(unexpected(other)),
@@ -324,7 +360,7 @@ fn latency_events(value: Option<Value>) -> Result<Vec<(String, i64, i64)>, PollF
 }
 
 /// SLOWLOG GET 1's reply: an array of at most one entry `[id, time, duration_us, args, ...]`.
-fn slowlog_entry(value: Option<Value>) -> Result<Option<(i64, i64)>, PollFailure> {
+fn slowlog_entry(value: Option<Value>) -> Result<Option<(i64, i64)>, ClientError> {
     let entries = match value {
         Some(Value::Array(entries)) => entries,
         other => return Err(unexpected(other)),
@@ -339,7 +375,7 @@ fn slowlog_entry(value: Option<Value>) -> Result<Option<(i64, i64)>, PollFailure
     match &first {
         Value::Array(fields) => match (int(fields.first()), int(fields.get(2))) {
             (Some(id), Some(us)) => Ok(Some((id, us))),
-            _ => Err(failure(FailureReason::Protocol, "malformed SLOWLOG entry")),
+            _ => Err(failure(ErrorKind::Protocol, "malformed SLOWLOG entry")),
         },
         _ => Err(unexpected(Some(first))),
     }
@@ -369,27 +405,26 @@ impl NodeConnection {
         host: &str,
         port: u16,
         opts: &ConnectOptions,
-    ) -> Result<Self, PollFailure> {
+    ) -> Result<Self, ClientError> {
         let tcp = TcpStream::connect((host, port))
             .await
-            .map_err(|e| failure(FailureReason::Connect, e.to_string()))?;
+            .map_err(|e| failure(ErrorKind::Connect, e.to_string()))?;
         let _ = tcp.set_nodelay(true);
         match &opts.tls {
             None => Self::establish(tcp, opts).await,
             Some(connector) => {
-                let name = ServerName::try_from(host.to_string()).map_err(|e| {
-                    failure(FailureReason::Tls, format!("server name {host:?}: {e}"))
-                })?;
+                let name = ServerName::try_from(host.to_string())
+                    .map_err(|e| failure(ErrorKind::Tls, format!("server name {host:?}: {e}")))?;
                 let tls = connector
                     .connect(name, tcp)
                     .await
-                    .map_err(|e| failure(FailureReason::Tls, format!("TLS handshake: {e}")))?;
+                    .map_err(|e| failure(ErrorKind::Tls, format!("TLS handshake: {e}")))?;
                 Self::establish(tls, opts).await
             }
         }
     }
 
-    async fn establish<S>(inner: S, opts: &ConnectOptions) -> Result<Self, PollFailure>
+    async fn establish<S>(inner: S, opts: &ConnectOptions) -> Result<Self, ClientError>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -436,7 +471,7 @@ impl NodeConnection {
         &mut self,
         max_reply_bytes: usize,
         ask: Ask,
-    ) -> Result<RawReplies, PollFailure> {
+    ) -> Result<RawReplies, ClientError> {
         let (with_nodes, with_stats) = (ask.nodes, ask.stats);
         // The top this many slots by each metric the server offers (none: not asked for).
         let hot = ask.hot_slots.filter(|_| with_stats).unwrap_or(0);
@@ -519,7 +554,7 @@ impl NodeConnection {
             result.map(|()| pairs)
         } else {
             let r = config_pairs(it.next());
-            if matches!(&r, Err(f) if f.reason == FailureReason::ServerError) {
+            if matches!(&r, Err(f) if f.kind == ErrorKind::ServerError) {
                 // Redis < 7 takes one parameter per CONFIG GET: from the next poll on, ask so.
                 self.legacy_config = true;
             }
@@ -560,7 +595,7 @@ impl NodeConnection {
         it: &mut impl Iterator<Item = Value>,
         asked: &[SlotMetric],
         limit: usize,
-    ) -> Vec<(SlotMetric, Result<SlotStats, PollFailure>)> {
+    ) -> Vec<(SlotMetric, Result<SlotStats, ClientError>)> {
         let mut out = Vec::with_capacity(asked.len());
         for &metric in asked {
             let result = match it.next() {
@@ -568,9 +603,8 @@ impl NodeConnection {
                     self.slot_stats = SlotStatsSupport::Unsupported;
                     return Vec::new();
                 }
-                Some(v @ Value::Array(_)) => parse_slot_stats(&v, limit).map_err(|e| {
-                    failure(FailureReason::Protocol, format!("CLUSTER SLOT-STATS: {e}"))
-                }),
+                Some(v @ Value::Array(_)) => parse_slot_stats(&v, limit)
+                    .map_err(|e| failure(ErrorKind::Protocol, format!("CLUSTER SLOT-STATS: {e}"))),
                 other => Err(unexpected(other)),
             };
             out.push((metric, result));
@@ -593,7 +627,7 @@ impl NodeConnection {
 
     /// Asks for CLUSTER NODES alone (when CLUSTER INFO showed the topology changed). The budget
     /// of the current poll keeps counting.
-    pub async fn cluster_nodes(&mut self) -> Result<String, PollFailure> {
+    pub async fn cluster_nodes(&mut self) -> Result<String, ClientError> {
         let v: Value = redis::cmd("CLUSTER")
             .arg("NODES")
             .query_async(&mut self.conn)
@@ -615,13 +649,13 @@ pub async fn poll_with_timeout(
     timeout: Duration,
     ask: Ask,
     nodes_needed: impl FnOnce(&str) -> bool,
-) -> Result<RawReplies, PollFailure> {
+) -> Result<RawReplies, ClientError> {
     let work = async {
         if slot.is_none() {
             *slot = Some(NodeConnection::connect(host, port, opts).await?);
         }
         let Some(conn) = slot.as_mut() else {
-            return Err(failure(FailureReason::Connect, "no connection"));
+            return Err(failure(ErrorKind::Connect, "no connection"));
         };
         let mut raw = conn.poll(opts.max_reply_bytes, ask).await?;
         if raw.cluster_nodes.is_none() && nodes_needed(&raw.cluster_info) {
@@ -632,7 +666,7 @@ pub async fn poll_with_timeout(
     let result = match tokio::time::timeout(timeout, work).await {
         Ok(r) => r,
         Err(_) => Err(failure(
-            FailureReason::Timeout,
+            ErrorKind::Timeout,
             format!(
                 "no complete reply within {}",
                 humantime::format_duration(timeout)

@@ -2,15 +2,19 @@
 //! reports), polls them all concurrently with one persistent connection each, and turns the
 //! replies into a [`Snapshot`].
 
-use crate::client::{Ask, ConnectOptions, NodeConnection, RawReplies, RawStats, poll_with_timeout};
+use crate::client::{
+    Ask, ClientError, ConnectOptions, ErrorKind, NodeConnection, RawReplies, RawStats,
+    poll_with_timeout,
+};
 use crate::config::Seed;
 use crate::model::{
     ConfigValues, FailureReason, NodeData, NodeObservation, NodeStats, PollFailure, Slowlog,
     Snapshot,
 };
+use crate::parse::cluster_info::ClusterInfo;
 use crate::parse::cluster_nodes::ClusterNodes;
 use crate::parse::slot_stats::{SlotMetric, SlotStats};
-use crate::parse::{cluster_info, cluster_nodes, info};
+use crate::parse::{ParseError, cluster_info, cluster_nodes, info};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -65,7 +69,7 @@ struct TopologyStamp {
 }
 
 impl TopologyStamp {
-    fn of(ci: &crate::parse::cluster_info::ClusterInfo) -> Self {
+    fn of(ci: &ClusterInfo) -> Self {
         TopologyStamp {
             state_ok: ci.state_ok,
             slots: (
@@ -149,7 +153,29 @@ fn split_addr(addr: &str) -> Option<(String, u16)> {
     Some((host.to_string(), port.parse().ok()?))
 }
 
-fn protocol(what: &str, e: crate::parse::ParseError) -> PollFailure {
+/// The model's failure for a client error (the `reason` label is the model's vocabulary).
+fn failure_of(e: &ClientError) -> PollFailure {
+    let reason = match e.kind {
+        ErrorKind::Connect => FailureReason::Connect,
+        ErrorKind::Timeout => FailureReason::Timeout,
+        ErrorKind::Auth => FailureReason::Auth,
+        ErrorKind::Protocol => FailureReason::Protocol,
+        ErrorKind::NotCluster => FailureReason::NotCluster,
+        ErrorKind::TooLarge => FailureReason::TooLarge,
+        ErrorKind::Loading => FailureReason::Loading,
+        ErrorKind::ServerError => FailureReason::ServerError,
+        ErrorKind::Io => FailureReason::Io,
+        ErrorKind::Tls => FailureReason::Tls,
+        ErrorKind::NoPerm => FailureReason::NoPerm,
+    };
+    PollFailure {
+        reason,
+        message: e.message.clone(),
+        attempted: true,
+    }
+}
+
+fn protocol(what: &str, e: ParseError) -> PollFailure {
     PollFailure {
         reason: FailureReason::Protocol,
         message: format!("{what}: {e}"),
@@ -157,15 +183,18 @@ fn protocol(what: &str, e: crate::parse::ParseError) -> PollFailure {
     }
 }
 
-/// Parses the replies of one poll; a node whose CLUSTER NODES was not asked for this round gets
+/// Parses the replies of one poll (CLUSTER INFO may come already parsed, by the check that
+/// decided whether to ask for CLUSTER NODES); a node whose CLUSTER NODES was not asked for this round gets
 /// its cached one, and likewise its telemetry. Any parse failure of the fast path is a protocol
 /// failure of the node; a failure in the telemetry tier costs only that part.
 fn parse_replies(
     raw: &RawReplies,
+    parsed_info: Option<Result<ClusterInfo, ParseError>>,
     state: &mut NodeState,
     time: SystemTime,
 ) -> Result<NodeData, PollFailure> {
-    let ci = cluster_info::parse_cluster_info(&raw.cluster_info)
+    let ci = parsed_info
+        .unwrap_or_else(|| cluster_info::parse_cluster_info(&raw.cluster_info))
         .map_err(|e| protocol("CLUSTER INFO", e))?;
     let stamp = TopologyStamp::of(&ci);
     let nodes = match (&raw.cluster_nodes, &state.nodes_cache) {
@@ -200,7 +229,7 @@ fn parse_replies(
         }
         (None, Some((cached, _))) => Arc::clone(cached),
         (None, None) => {
-            return Err(protocol("CLUSTER NODES", crate::parse::ParseError::Empty));
+            return Err(protocol("CLUSTER NODES", ParseError::Empty));
         }
     };
     let info = info::parse_info(&raw.info).map_err(|e| protocol("INFO", e))?;
@@ -238,7 +267,7 @@ fn parse_stats(raw: &RawStats, time: SystemTime) -> (NodeStats, Vec<PollFailure>
             crate::parse::info::Info::default()
         }
         Err(f) => {
-            soft("INFO all", f);
+            soft("INFO all", &failure_of(f));
             crate::parse::info::Info::default()
         }
     };
@@ -268,7 +297,7 @@ fn parse_stats(raw: &RawStats, time: SystemTime) -> (NodeStats, Vec<PollFailure>
             }
         }
         Err(f) => {
-            soft("CONFIG GET", f);
+            soft("CONFIG GET", &failure_of(f));
             ConfigValues::default()
         }
     };
@@ -278,15 +307,15 @@ fn parse_stats(raw: &RawStats, time: SystemTime) -> (NodeStats, Vec<PollFailure>
             .map(|(e, at, ms)| (e.clone(), *at as f64, *ms as f64))
             .collect(),
         Err(f) => {
-            soft("LATENCY LATEST", f);
+            soft("LATENCY LATEST", &failure_of(f));
             Vec::new()
         }
     };
     if let Err(f) = &raw.slowlog_len {
-        soft("SLOWLOG LEN", f);
+        soft("SLOWLOG LEN", &failure_of(f));
     }
     if let Err(f) = &raw.slowlog_last {
-        soft("SLOWLOG GET", f);
+        soft("SLOWLOG GET", &failure_of(f));
     }
     let hot_slots = hot_slots(&raw.slot_stats, &mut soft);
     let slowlog = match (&raw.slowlog_len, &raw.slowlog_last) {
@@ -312,7 +341,7 @@ fn parse_stats(raw: &RawStats, time: SystemTime) -> (NodeStats, Vec<PollFailure>
 /// Each CLUSTER SLOT-STATS reply as `(slot, value)` in reply order, slots at 0 left out; a
 /// failed reply, or one with malformed entries, is a soft failure.
 fn hot_slots(
-    replies: &[(SlotMetric, Result<SlotStats, PollFailure>)],
+    replies: &[(SlotMetric, Result<SlotStats, ClientError>)],
     soft: &mut impl FnMut(&str, &PollFailure),
 ) -> BTreeMap<SlotMetric, Vec<(u16, u64)>> {
     let mut out = BTreeMap::new();
@@ -335,7 +364,7 @@ fn hot_slots(
                     .collect();
                 out.insert(*metric, top);
             }
-            Err(f) => soft("CLUSTER SLOT-STATS", f),
+            Err(f) => soft("CLUSTER SLOT-STATS", &failure_of(f)),
         }
     }
     out
@@ -556,6 +585,7 @@ async fn poll_node(
     let cached_stamp = state.nodes_cache.as_ref().map(|(_, s)| s.clone());
     let with_nodes = with_nodes || cached_stamp.is_none();
     let hot_slots = settings.hot_slots.filter(|_| may_own_slots(state));
+    let mut parsed_info = None;
     let result = poll_with_timeout(
         &mut state.conn,
         &state.host,
@@ -569,13 +599,18 @@ async fn poll_node(
         },
         |cluster_info_text| {
             // Ask for CLUSTER NODES when anything topology-related moved (or is unreadable).
-            cluster_info::parse_cluster_info(cluster_info_text)
-                .map(|ci| Some(TopologyStamp::of(&ci)) != cached_stamp)
-                .unwrap_or(true)
+            // The parse is kept: CLUSTER INFO is parsed once per poll.
+            let ci = cluster_info::parse_cluster_info(cluster_info_text);
+            let needed = ci
+                .as_ref()
+                .map_or(true, |ci| Some(TopologyStamp::of(ci)) != cached_stamp);
+            parsed_info = Some(ci);
+            needed
         },
     )
     .await
-    .and_then(|raw| parse_replies(&raw, state, time));
+    .map_err(|e| failure_of(&e))
+    .and_then(|raw| parse_replies(&raw, parsed_info.take(), state, time));
     match &result {
         Ok(data) => {
             if with_stats {
