@@ -92,8 +92,13 @@ impl Chaos {
             return;
         }
         let r = self.log(k, "cluster_fix", None, problems.join(" | "));
-        let mut fix = Command::new(REDIS_CLI);
-        fix.args(["--cluster", "fix", &addr, "--cluster-yes"]);
+        // 7.0's fix asks on stdin before covering a slot nobody owns (--cluster-yes does not
+        // answer that question): `yes` does.
+        let mut fix = Command::new("sh");
+        fix.args([
+            "-c",
+            &format!("yes yes | {REDIS_CLI} --cluster fix {addr} --cluster-yes"),
+        ]);
         let (ok, out) = run_tool(fix, Duration::from_secs(120));
         self.faults[r]
             .note
@@ -147,8 +152,22 @@ impl Chaos {
         nested
     }
 
-    /// Starts an empty node, MEETs it, and makes it a replica of shard k's master.
+    /// A replica of a shard that has three or more (a MEET added one).
+    fn extra_replica(&self) -> Option<usize> {
+        (0..3).find_map(|s| {
+            let shard = self.shard(s).ok()?;
+            (shard.replicas.len() >= 3)
+                .then(|| shard.replicas.last().copied())
+                .flatten()
+        })
+    }
+
+    /// Starts an empty node, MEETs it, and makes it a replica of shard k's master; when an
+    /// added node is still there, FORGETs one instead (membership stays 9 or 10 nodes).
     pub(crate) fn meet(&mut self, k: usize, step: &Step) -> Result<(), String> {
+        if self.extra_replica().is_some() {
+            return self.forget(k, step);
+        }
         let master = self.shard(step.shard)?.master;
         let master_id = self.cluster.node_id(master);
         let i = self.cluster.add_node();
@@ -164,14 +183,9 @@ impl Chaos {
         Ok(())
     }
 
-    /// FORGETs a replica of a shard that has two or more (else MEETs one first).
+    /// FORGETs a replica of a shard that has three or more (else MEETs one first).
     pub(crate) fn forget(&mut self, k: usize, step: &Step) -> Result<(), String> {
-        let extra = (0..3).find_map(|s| {
-            let shard = self.shard(s).ok()?;
-            (shard.replicas.len() >= 2)
-                .then(|| shard.replicas.last().copied())
-                .flatten()
-        });
+        let extra = self.extra_replica();
         let Some(i) = extra else {
             return self.meet(k, step);
         };

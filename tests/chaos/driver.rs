@@ -181,6 +181,11 @@ impl Chaos {
         }
     }
 
+    /// Nodes in the cluster (running or down, not forgotten).
+    pub fn members(&self) -> usize {
+        ports_of(&self.ports).len()
+    }
+
     /// The shards by first slot, from a running node's view.
     fn shards(&self) -> Vec<Shard> {
         let running = self.cluster.running();

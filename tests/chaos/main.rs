@@ -28,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// The exporters' poll interval, as text and in seconds.
 pub const POLL: (&str, f64) = ("1s", 1.0);
 /// Quiet time before the first fault (and the first resource sample).
-const WARMUP: Duration = Duration::from_secs(20);
+pub const WARMUP: Duration = Duration::from_secs(20);
 
 /// Now, in unix seconds.
 pub fn unix_now() -> f64 {
@@ -126,7 +126,7 @@ fn chaos_run() {
     let mut writer = writer::Writer::start(chaos.ports.clone());
     let mut res = report::Resources::default();
     std::thread::sleep(WARMUP);
-    res.sample(&chaos.exporters);
+    res.sample(&chaos.exporters, chaos.members());
     let deadline = Instant::now() + Duration::from_secs_f64(s.minutes * 60.0);
     let plan = driver::plan(s.seed, 10_000);
     let mut ran = Vec::new();
@@ -136,7 +136,7 @@ fn chaos_run() {
         }
         chaos.run_step(k, step);
         chaos.settle(k);
-        res.sample(&chaos.exporters);
+        res.sample(&chaos.exporters, chaos.members());
         ran.push(format!("{k}: {step:?}"));
         std::thread::sleep(Duration::from_millis(step.gap_ms));
     }
@@ -144,7 +144,7 @@ fn chaos_run() {
     chaos.settle(usize::MAX);
     // Two more polls for the last changes to reach both logs.
     std::thread::sleep(Duration::from_secs_f64(POLL.1 * 3.0 + 1.0));
-    res.sample(&chaos.exporters);
+    res.sample(&chaos.exporters, chaos.members());
     chaos.oracle.stop();
     let missed = report::finish(&s, &chaos, &res, &writer.stats, ran, started);
     assert!(missed.is_empty(), "chaos targets missed: {missed:#?}");

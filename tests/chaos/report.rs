@@ -5,12 +5,15 @@ use crate::common::Exporter;
 use crate::driver::Chaos;
 use crate::score::{self, ExporterScore};
 use crate::writer::WriteStats;
-use crate::{POLL, Settings, unix_now};
+use crate::{POLL, Settings, WARMUP, unix_now};
+
+/// Seconds after a process start before its resources count as its "start" figures.
+const WARM: f64 = 60.0;
 use serde_json::{Value, json};
 use std::sync::atomic::Ordering;
 
-/// A process sample: (pid, when, RSS kB, open fds).
-type Sample = (u32, f64, u64, usize);
+/// A process sample: (pid, when, RSS kB, open fds, cluster members).
+type Sample = (u32, f64, u64, usize, usize);
 
 /// Samples of each exporter's process.
 #[derive(Default)]
@@ -32,25 +35,31 @@ fn probe(pid: u32) -> Option<(u64, usize)> {
 }
 
 impl Resources {
-    /// Samples every running exporter.
-    pub fn sample(&mut self, exporters: &[Exporter]) {
+    /// Samples every running exporter; `members` is the cluster's node count (the exporter
+    /// holds one connection per node).
+    pub fn sample(&mut self, exporters: &[Exporter], members: usize) {
         for (e, list) in exporters.iter().zip(self.samples.iter_mut()) {
             if let Some(pid) = e.pid()
                 && let Some((rss, fds)) = probe(pid)
             {
-                list.push((pid, unix_now(), rss, fds));
+                list.push((pid, unix_now(), rss, fds, members));
             }
         }
     }
 
-    /// Start and end of exporter `e`'s last process: the first sample taken 20 s or more after
-    /// that process was first seen, and the last sample; `None` when it ran too briefly.
+    /// Start and end of exporter `e`'s last process: the first sample taken 60 s or more after
+    /// that process started (its allocator grows to its working set over the first faults),
+    /// and the last sample; `None` when it ran less than 60 s after that.
     fn span(&self, e: usize) -> Option<(Sample, Sample)> {
         let list = self.samples.get(e)?;
         let last = *list.last()?;
         let first_seen = list.iter().find(|s| s.0 == last.0)?.1;
-        // The first process was sampled after the warm-up; a restarted one gets 20 s of its own.
-        let warm = if list.first()?.0 == last.0 { 0.0 } else { 20.0 };
+        // The first process's first sample is taken after the warm-up already.
+        let warm = if list.first()?.0 == last.0 {
+            WARM - WARMUP.as_secs_f64()
+        } else {
+            WARM
+        };
         let start = *list
             .iter()
             .find(|s| s.0 == last.0 && s.1 >= first_seen + warm)?;
@@ -76,6 +85,126 @@ fn read_log(path: &std::path::Path) -> Vec<Value> {
 
 fn flat(a: f64, b: f64) -> bool {
     a > 0.0 && (b - a).abs() / a <= 0.10
+}
+
+/// The run's totals over both exporters.
+struct Totals {
+    counted: usize,
+    matched: usize,
+    spurious: usize,
+    dups: usize,
+    trigger_ok: usize,
+    trigger_known: usize,
+    p50: Option<f64>,
+    p99: Option<f64>,
+    pair: [Vec<String>; 2],
+}
+
+fn totals(
+    scores: &[ExporterScore],
+    truths: &[score::Truth],
+    downtime: &[(usize, f64, f64)],
+) -> Totals {
+    let sum = |f: fn(&ExporterScore) -> usize| scores.iter().map(f).sum::<usize>();
+    let (p50, p99) = score::delay_percentiles(scores);
+    Totals {
+        counted: sum(|x| x.counted),
+        matched: sum(|x| x.matched),
+        spurious: sum(|x| x.spurious),
+        dups: sum(|x| x.duplicates),
+        trigger_ok: sum(|x| x.trigger_ok),
+        trigger_known: sum(|x| x.trigger_total),
+        p50,
+        p99,
+        pair: match scores {
+            [a, b] => score::pair_difference([a, b], truths, downtime),
+            _ => [Vec::new(), Vec::new()],
+        },
+    }
+}
+
+/// The targets of issue 16, each with what a miss says.
+fn targets(
+    t: &Totals,
+    truths: usize,
+    scores: &[ExporterScore],
+    bad: &[Vec<String>],
+    c: &Chaos,
+) -> Vec<(bool, String)> {
+    let bound = POLL.1 + 0.5;
+    vec![
+        (truths > 0, "no failover happened".into()),
+        (
+            t.counted == t.matched,
+            format!("recall {}/{}", t.matched, t.counted),
+        ),
+        (
+            t.spurious == 0,
+            format!("{} spurious failover event(s)", t.spurious),
+        ),
+        (t.dups == 0, format!("{} duplicate key(s)", t.dups)),
+        (
+            t.pair.iter().all(Vec::is_empty),
+            format!(
+                "HA pair differs: only A {:?}, only B {:?}",
+                t.pair[0], t.pair[1]
+            ),
+        ),
+        (
+            t.trigger_ok == t.trigger_known,
+            format!("trigger correct {}/{}", t.trigger_ok, t.trigger_known),
+        ),
+        (
+            t.p99.is_none_or(|p| p <= bound),
+            format!("delay p99 {:?} > {bound} s", t.p99),
+        ),
+        (
+            scores.iter().all(|x| x.ids_increasing),
+            "event ids not strictly increasing".into(),
+        ),
+        (
+            bad.iter().flatten().all(|l| !l.contains("panicked")),
+            "a panic in an exporter log".into(),
+        ),
+        (
+            c.full_disk_http_failures == 0,
+            format!(
+                "{} HTTP failures while the disk was full",
+                c.full_disk_http_failures
+            ),
+        ),
+    ]
+}
+
+/// RSS and fd figures per exporter, and the flatness targets they give.
+fn resources(res: &Resources, started: f64, n: usize) -> (Vec<Value>, Vec<(bool, String)>) {
+    let mut checks = Vec::new();
+    let mut out = Vec::new();
+    for e in 0..n {
+        let span = res.span(e);
+        if let Some((a, b)) = span {
+            checks.push((
+                flat(a.2 as f64, b.2 as f64),
+                format!("exporter {e} RSS {} -> {} kB", a.2, b.2),
+            ));
+            // One connection per cluster member: compare the other descriptors.
+            let (fa, fb) = (a.3.saturating_sub(a.4), b.3.saturating_sub(b.4));
+            checks.push((
+                flat(fa as f64, fb as f64),
+                format!("exporter {e} fds besides node links {fa} -> {fb}"),
+            ));
+        }
+        let samples: Vec<Value> = res
+            .samples
+            .get(e)
+            .into_iter()
+            .flatten()
+            .map(|x| json!([x.0, (x.1 - started).round(), x.2, x.3, x.4]))
+            .collect();
+        out.push(json!({"start": span.map(|x| x.0), "end": span.map(|x| x.1),
+            "samples_pid_t_rsskb_fds_members": samples}));
+    }
+    (out, checks)
 }
 
 /// Scores the run, prints the summary, writes the JSON; returns the missed targets.
@@ -104,94 +233,43 @@ pub fn finish(
         .enumerate()
         .map(|(e, l)| score::exporter(e, l, &truths, &c.downtime))
         .collect();
-    let [only_a, only_b] = match scores.as_slice() {
-        [a, b] => score::pair_difference([a, b], &truths, &c.downtime),
-        _ => [Vec::new(), Vec::new()],
-    };
-    let (p50, p99) = score::delay_percentiles(&scores);
+    let t = totals(&scores, &truths, &c.downtime);
     let bad: Vec<Vec<String>> = c.exporters.iter().map(|e| bad_lines(&e.output())).collect();
-    let (counted, matched): (usize, usize) = scores
-        .iter()
-        .fold((0, 0), |(a, b), x| (a + x.counted, b + x.matched));
-    let spurious: usize = scores.iter().map(|x| x.spurious).sum();
-    let dups: usize = scores.iter().map(|x| x.duplicates).sum();
-    let (tok, ttot) = scores
-        .iter()
-        .fold((0, 0), |(a, b), x| (a + x.trigger_ok, b + x.trigger_total));
-    let mut missed = Vec::new();
-    let mut check = |ok: bool, what: String| {
-        if !ok {
-            missed.push(what);
-        }
-    };
-    check(!truths.is_empty(), "no failover happened".into());
-    check(counted == matched, format!("recall {matched}/{counted}"));
-    check(
-        spurious == 0,
-        format!("{spurious} spurious failover event(s)"),
-    );
-    check(dups == 0, format!("{dups} duplicate key(s)"));
-    check(
-        only_a.is_empty() && only_b.is_empty(),
-        format!("HA pair differs: only A {only_a:?}, only B {only_b:?}"),
-    );
-    check(tok == ttot, format!("trigger correct {tok}/{ttot}"));
-    let bound = POLL.1 + 0.5;
-    check(
-        p99.is_none_or(|p| p <= bound),
-        format!("delay p99 {p99:?} > {bound} s"),
-    );
-    check(
-        scores.iter().all(|x| x.ids_increasing),
-        "event ids not strictly increasing".into(),
-    );
-    check(
-        bad.iter().flatten().all(|l| !l.contains("panicked")),
-        "a panic in an exporter log".into(),
-    );
-    check(
-        c.full_disk_http_failures == 0,
-        format!(
-            "{} HTTP failures while the disk was full",
-            c.full_disk_http_failures
-        ),
-    );
-    let mut resources = Vec::new();
-    for e in 0..c.exporters.len() {
-        let span = res.span(e);
-        if let Some((a, b)) = span {
-            check(
-                flat(a.2 as f64, b.2 as f64),
-                format!("exporter {e} RSS {} -> {} kB", a.2, b.2),
-            );
-            check(
-                flat(a.3 as f64, b.3 as f64),
-                format!("exporter {e} fds {} -> {}", a.3, b.3),
-            );
-        }
-        resources.push(json!({"start": span.map(|x| x.0), "end": span.map(|x| x.1),
-            "samples": res.samples.get(e).map_or(0, Vec::len)}));
-    }
+    let (res_json, res_checks) = resources(res, started, c.exporters.len());
+    let missed: Vec<String> = targets(&t, truths.len(), &scores, &bad, c)
+        .into_iter()
+        .chain(res_checks)
+        .filter(|(ok, _)| !ok)
+        .map(|(_, what)| what)
+        .collect();
     let truth_json: Vec<Value> = truths.iter().map(|t| json!({"seen_at": t.f.seen_at, "elected": t.elected,
         "old": t.f.old_master, "new": t.f.new_master, "epoch": t.f.config_epoch, "trigger": t.trigger,
         "injected": t.injected, "logged": t.logged})).collect();
+    let all_kinds = |a: usize, b: usize| {
+        scores
+            .get(a)
+            .zip(scores.get(b))
+            .map(|(a, b)| a.all_keys.difference(&b.all_keys).count())
+    };
     let report = json!({
         "seed": s.seed, "minutes": s.minutes, "started": started, "ended": unix_now(),
         "poll_interval_s": POLL.1, "steps": ran, "faults": c.faults.iter().map(|f| f.json()).collect::<Vec<_>>(),
         "fault_counts": fault_counts(c), "oracle_rounds": c.oracle.rounds(), "failovers": truth_json,
-        "recall": {"detected": matched, "happened": counted}, "spurious": spurious, "duplicate_keys": dups,
-        "ha_pair_identical": only_a.is_empty() && only_b.is_empty(), "only_a": only_a, "only_b": only_b,
-        "all_kinds_only_a": scores.first().zip(scores.get(1)).map(|(a, b)| a.all_keys.difference(&b.all_keys).count()),
-        "all_kinds_only_b": scores.first().zip(scores.get(1)).map(|(a, b)| b.all_keys.difference(&a.all_keys).count()),
-        "trigger": {"correct": tok, "known": ttot}, "delay_s": {"p50": p50, "p99": p99, "bound": bound},
+        "recall": {"detected": t.matched, "happened": t.counted}, "spurious": t.spurious, "duplicate_keys": t.dups,
+        "ha_pair_identical": t.pair.iter().all(Vec::is_empty), "only_a": t.pair[0], "only_b": t.pair[1],
+        "all_kinds_only_a": all_kinds(0, 1), "all_kinds_only_b": all_kinds(1, 0),
+        "trigger": {"correct": t.trigger_ok, "known": t.trigger_known},
+        "delay_s": {"p50": t.p50, "p99": t.p99, "bound": POLL.1 + 0.5},
         "exporters": scores.iter().map(|x| x.json.clone()).collect::<Vec<_>>(),
-        "resources": resources, "log_problems": bad, "downtime": c.downtime,
+        "resources": res_json, "log_problems": bad, "downtime": c.downtime,
         "full_disk": {"mounted": c.tmpfs.is_some(), "http_checks": c.full_disk_http_checks, "http_failures": c.full_disk_http_failures},
         "writer": {"acked": w.acked.load(Ordering::Relaxed), "redirected": w.redirected.load(Ordering::Relaxed), "failed": w.failed.load(Ordering::Relaxed)},
         "findings": c.findings, "missed_targets": missed,
     });
-    let text = serde_json::to_string_pretty(&report).unwrap_or_default();
-    if let Err(e) = std::fs::write(&s.out, &text) {
+    if let Err(e) = std::fs::write(
+        &s.out,
+        serde_json::to_string_pretty(&report).unwrap_or_default(),
+    ) {
         println!("[chaos] cannot write {}: {e}", s.out.display());
     }
     summary(&report, s);

@@ -141,6 +141,7 @@ pub fn exporter(
     let duplicates: usize = key_count.values().map(|n| n.saturating_sub(1)).sum();
     let mut matched = vec![false; truths.len()];
     let (mut spurious, mut trigger_ok, mut trigger_total) = (0, 0, 0);
+    let mut unknown_after_downtime = 0;
     let mut delays = Vec::new();
     let mut details = Vec::new();
     let mut matched_keys = Vec::new();
@@ -174,7 +175,12 @@ pub fn exporter(
         matched_keys.push((k, str_at(ev, &["key"]).unwrap_or("").to_string()));
         let t = &truths[k];
         let trig = str_at(ev, &["trigger"]);
-        if let Some(want) = t.trigger {
+        let was_down = down_at(downtime, e, t.elected).is_some()
+            || down_at(downtime, e, t.f.seen_at).is_some();
+        if trig == Some("unknown") && was_down {
+            // It did not watch the promotion: "unknown" is the honest answer.
+            unknown_after_downtime += 1;
+        } else if let Some(want) = t.trigger {
             trigger_total += 1;
             if trig == Some(want) {
                 trigger_ok += 1;
@@ -209,6 +215,7 @@ pub fn exporter(
             "events": log.len(), "failover_events": log.iter().filter(|v| str_at(v, &["kind"]) == Some("failover")).count(),
             "failovers_counted": counted.len(), "failovers_detected": hit, "spurious": spurious,
             "duplicate_keys": duplicates, "trigger_correct": trigger_ok, "trigger_known": trigger_total,
+            "trigger_unknown_after_downtime": unknown_after_downtime,
             "ids_strictly_increasing": ids_increasing, "last_id": ids.last(),
             "delay_p50_s": pct(&delays, 0.5), "delay_p99_s": pct(&delays, 0.99), "delay_max_s": delays.last(),
             "problems": details,
