@@ -194,3 +194,60 @@ impl Drop for Oracle {
         self.stop();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(me: &str, flags: &str, master: &str, epoch: u64, slots: &str) -> String {
+        format!(
+            "{me} 127.0.0.1:7000@17000 {flags} {master} 0 0 {epoch} connected {slots}\n\
+             other 127.0.0.1:7001@17001 master - 0 0 1 connected 0-100\n"
+        )
+        .replace(" \n", "\n")
+    }
+
+    fn feed(s: &mut State, text: &str, at: f64) {
+        if let Some((id, v)) = parse_myself(text) {
+            s.record(id, v, at);
+        }
+    }
+
+    #[test]
+    fn a_replica_serving_slots_as_master_is_a_failover() {
+        let mut s = State::default();
+        feed(&mut s, &reply("r", "myself,slave", "m", 3, ""), 1.0);
+        feed(&mut s, &reply("r", "myself,slave", "m", 3, ""), 2.0);
+        assert!(s.failovers.is_empty());
+        feed(&mut s, &reply("r", "myself,master", "-", 7, "0-5460"), 3.0);
+        let f = s.failovers.first().expect("one failover");
+        assert_eq!((f.old_master.as_str(), f.new_master.as_str()), ("m", "r"));
+        assert_eq!((f.config_epoch, f.seen_at), (7, 3.0));
+        // Seen again: still one.
+        feed(&mut s, &reply("r", "myself,master", "-", 7, "0-5460"), 4.0);
+        assert_eq!(s.failovers.len(), 1);
+    }
+
+    #[test]
+    fn a_restarted_old_master_and_a_reshard_are_not_failovers() {
+        let mut s = State::default();
+        // The old master restarts claiming its slots from nodes.conf, then learns it was replaced.
+        feed(&mut s, &reply("m", "myself,master", "-", 3, "0-5460"), 1.0);
+        feed(&mut s, &reply("m", "myself,slave", "r", 7, ""), 2.0);
+        // A master's epoch rises when it imports slots.
+        feed(
+            &mut s,
+            &reply("x", "myself,master", "-", 4, "5461-10922"),
+            3.0,
+        );
+        feed(
+            &mut s,
+            &reply("x", "myself,master", "-", 9, "5461-11000"),
+            4.0,
+        );
+        // A new empty master then made a replica.
+        feed(&mut s, &reply("n", "myself,master", "-", 0, ""), 5.0);
+        feed(&mut s, &reply("n", "myself,slave", "x", 9, ""), 6.0);
+        assert!(s.failovers.is_empty(), "{:?}", s.failovers);
+    }
+}

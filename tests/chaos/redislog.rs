@@ -85,3 +85,48 @@ pub fn promotion_before(marks: &[(f64, Mark)], at: f64, window: f64) -> Option<P
     };
     Some(Promotion { time, trigger })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lines as redis-server 7.0.15 wrote them in a chaos run.
+    const MANUAL: &str = "\
+15070:S 02 Dec 2026 21:41:44.463 # Manual failover user request accepted.
+15070:S 02 Dec 2026 21:41:44.463 # Starting a failover election for epoch 20.
+15070:S 02 Dec 2026 21:41:44.464 # Failover election won: I'm the new master.
+15070:S 02 Dec 2026 21:41:44.464 # configEpoch set to 20 after successful failover
+";
+    const AUTOMATIC_LATER: &str = "\
+15070:S 02 Dec 2026 21:45:10.001 # Starting a failover election for epoch 24.
+15070:S 02 Dec 2026 21:45:10.250 # Failover election won: I'm the new master.
+";
+    const TAKEOVER: &str =
+        "15070:S 02 Dec 2026 21:40:22.098 # Taking over the master (user request).\n";
+
+    fn at(stamp: &str) -> f64 {
+        line_time(&format!("1:S {stamp} # x")).unwrap_or(f64::NAN)
+    }
+
+    #[test]
+    fn tells_the_trigger_and_time_of_each_promotion() {
+        let log = format!("{TAKEOVER}{MANUAL}{AUTOMATIC_LATER}");
+        let m = marks(&log);
+        let manual = promotion_before(&m, at("02 Dec 2026 21:41:44.600"), 15.0);
+        assert_eq!(manual.map(|p| p.trigger), Some("manual"));
+        assert_eq!(manual.map(|p| p.time), Some(at("02 Dec 2026 21:41:44.464")));
+        // The manual request belongs to the earlier election, not to this one.
+        let auto = promotion_before(&m, at("02 Dec 2026 21:45:10.400"), 15.0);
+        assert_eq!(auto.map(|p| p.trigger), Some("automatic"));
+        let take = promotion_before(&m, at("02 Dec 2026 21:40:22.200"), 15.0);
+        assert_eq!(take.map(|p| p.trigger), Some("takeover"));
+        // Nothing logged within the window.
+        assert!(promotion_before(&m, at("02 Dec 2026 22:00:00.000"), 15.0).is_none());
+    }
+
+    #[test]
+    fn log_times_are_utc_unix_seconds() {
+        // 2026-12-02T21:41:44.464Z
+        assert!((at("02 Dec 2026 21:41:44.464") - 1_796_247_704.464).abs() < 1e-3);
+    }
+}

@@ -271,3 +271,70 @@ pub fn delay_percentiles(scores: &[ExporterScore]) -> (Option<f64>, Option<f64>)
     all.sort_by(f64::total_cmp);
     (pct(&all, 0.5), pct(&all, 0.99))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn truth(old: &str, new: &str, at: f64, trigger: &'static str) -> Truth {
+        Truth {
+            f: TrueFailover {
+                seen_at: at,
+                old_master: old.into(),
+                new_master: new.into(),
+                config_epoch: 1,
+            },
+            elected: at - 0.1,
+            trigger: Some(trigger),
+            injected: Some(trigger),
+            logged: Some(trigger),
+        }
+    }
+
+    fn event(id: u64, old: &str, new: &str, at: &str, trigger: &str) -> Value {
+        json!({"id": id, "key": format!("failover/{new}/1"), "kind": "failover", "time": at,
+               "trigger": trigger, "old_master": {"id": old}, "new_master": {"id": new}})
+    }
+
+    #[test]
+    fn misses_spurious_duplicates_and_wrong_triggers_are_counted() {
+        let t0 = 1_796_247_704.0; // 2026-12-02T21:41:44Z
+        let truths = vec![
+            truth("a", "b", t0, "automatic"),
+            truth("c", "d", t0 + 30.0, "manual"),
+        ];
+        let log = vec![
+            event(1, "a", "b", "2026-12-02T21:41:44.500Z", "force"),
+            event(2, "a", "b", "2026-12-02T21:41:45.500Z", "automatic"),
+            event(3, "x", "y", "2026-12-02T21:41:50.000Z", "automatic"),
+        ];
+        let s = exporter(0, &log, &truths, &[]);
+        assert_eq!((s.counted, s.matched), (2, 1), "c->d missed");
+        assert_eq!(s.spurious, 2, "x->y has no counterpart; a->b twice");
+        assert_eq!(s.duplicates, 1, "failover/b/1 twice");
+        assert_eq!((s.trigger_ok, s.trigger_total), (0, 1));
+        assert_eq!(s.delays.len(), 1);
+        assert!((s.delays[0] - 0.6).abs() < 1e-6, "{:?}", s.delays);
+    }
+
+    #[test]
+    fn only_a_chain_of_failovers_while_down_is_excused() {
+        let t0 = 1000.0;
+        let truths = vec![
+            truth("a", "b", t0, "automatic"),
+            truth("b", "a", t0 + 5.0, "manual"),
+            truth("c", "d", t0 + 6.0, "automatic"),
+        ];
+        let down = [(1, t0 - 1.0, t0 + 10.0)];
+        assert!(
+            excused(&truths, 0, 1, &down),
+            "b was replaced again before the restart"
+        );
+        assert!(
+            !excused(&truths, 1, 1, &down),
+            "the last of the chain is visible after restart"
+        );
+        assert!(!excused(&truths, 2, 1, &down));
+        assert!(!excused(&truths, 0, 0, &down), "exporter 0 was up");
+    }
+}
