@@ -272,6 +272,11 @@ pub fn finish(
     ) {
         println!("[chaos] cannot write {}: {e}", s.out.display());
     }
+    // The event logs beside the score, for a closer look at what the score points at.
+    for (k, e) in c.exporters.iter().enumerate() {
+        let copy = s.out.with_extension(format!("events-{k}.jsonl"));
+        let _ = std::fs::copy(e.event_log(), copy);
+    }
     summary(&report, s);
     missed
 }

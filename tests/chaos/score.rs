@@ -139,11 +139,15 @@ pub fn exporter(
             .or_default() += 1;
     }
     let duplicates: usize = key_count.values().map(|n| n.saturating_sub(1)).sum();
+    let mut details: Vec<Value> = key_count
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(k, n)| json!({"duplicate_key": k, "times": n}))
+        .collect();
     let mut matched = vec![false; truths.len()];
     let (mut spurious, mut trigger_ok, mut trigger_total) = (0, 0, 0);
     let mut unknown_after_downtime = 0;
     let mut delays = Vec::new();
-    let mut details = Vec::new();
     let mut matched_keys = Vec::new();
     for ev in log
         .iter()
