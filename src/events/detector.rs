@@ -514,8 +514,10 @@ impl Detector {
         let trigger = if failing && (old_hist.fail_flag_seen || fail_broadcast) {
             "automatic"
         } else if failing {
+            // Counters that say manual win over a suspicion that never became FAIL: the
+            // replica sent MFSTART and the master cooperated, so it was answering again.
             match by_counters {
-                "force" | "takeover" => by_counters,
+                "manual" | "force" | "takeover" => by_counters,
                 _ => "automatic",
             }
         } else {
@@ -1369,6 +1371,34 @@ mod tests {
             .expect("a failover");
         assert_eq!(f.details["trigger"], "automatic");
         assert_eq!(f.details["duration_seconds"], Value::Null);
+    }
+
+    #[test]
+    fn a_manual_failover_after_a_short_suspicion_is_manual() {
+        // Found by the chaos run: master a SIGSTOPped below the node timeout (fail? for a few
+        // polls, never fail), then CLUSTER FAILOVER on d 7 s later was logged as automatic.
+        let mut all = cluster();
+        let mut d = started(&all);
+        let mut w = World::default();
+        d.observe(&snap(1, &all, &w));
+        w.down = vec![id('a')];
+        w.flags = vec![(id('a'), "fail?")];
+        for t in 2..4 {
+            d.observe(&snap(t, &all, &w));
+        }
+        w.down.clear();
+        w.flags.clear();
+        for t in 4..11 {
+            d.observe(&snap(t, &all, &w));
+        }
+        promote(&mut all, 'a', 'd');
+        w.counters = vec![(id('d'), 1, 1)];
+        let ev = d.observe(&snap(11, &all, &w));
+        let f = ev
+            .iter()
+            .find(|e| e.kind == "failover")
+            .expect("a failover");
+        assert_eq!(f.details["trigger"], "manual", "{:#?}", f.details);
     }
 
     #[test]
