@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Passes the whole test suite on a fresh Debian machine: installs what the tests need
 # (redis-server, prometheus + promtool, alertmanager + amtool, python3 checkers, pip), then runs
-# formatting, lints, unit + integration tests and the monitoring config checks.
+# formatting, lints, unit + integration tests, the monitoring config checks and a seeded
+# 3-minute chaos run (scripts/chaos.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -39,3 +40,8 @@ python3 scripts/check-imports.py
 echo "== cargo test"
 # Integration tests start real redis clusters; two at a time keeps a 2-core machine honest.
 cargo test --workspace --all-targets --locked -- --test-threads="${TEST_THREADS:-2}"
+echo "== chaos (seeded 3-minute run, docs/reliability.md)"
+# Fails the test run when a chaos target is missed; CHAOS_MINUTES=0 skips it.
+if [ "${CHAOS_MINUTES:-3}" != "0" ]; then
+  scripts/chaos.sh --seed 1 --minutes "${CHAOS_MINUTES:-3}"
+fi

@@ -480,3 +480,38 @@ fn adaptive_topology_polling_still_sees_every_failover() {
         Some(1.0)
     );
 }
+
+#[test]
+fn a_replica_failing_twice_gives_two_episodes_with_distinct_keys() {
+    // Found by the chaos run (seed 16, 30 min): the same replica killed twice while its master's
+    // config epoch stayed put gave node_fail and node_recovered twice under one key each.
+    let mut cluster = RedisCluster::start(ClusterOptions::default());
+    let e = exporter(&cluster, "200ms");
+    let master = cluster.masters()[0];
+    let replica = cluster.replica_of(master).unwrap();
+    let id = cluster.node_id(replica);
+    for round in 1..=2 {
+        cluster.kill(replica);
+        wait_until(Duration::from_secs(20), "node_fail", || {
+            of_kind(&e, "node_fail")
+                .iter()
+                .filter(|ev| ev["node"]["id"] == id)
+                .count()
+                == round
+        });
+        cluster.restart(replica);
+        wait_until(Duration::from_secs(20), "node_recovered", || {
+            of_kind(&e, "node_recovered")
+                .iter()
+                .filter(|ev| ev["node"]["id"] == id)
+                .count()
+                == round
+        });
+        cluster.wait_converged(Duration::from_secs(20));
+    }
+    let all = events(&e, "");
+    let keys: std::collections::HashSet<&str> =
+        all.iter().map(|ev| ev["key"].as_str().unwrap()).collect();
+    assert_eq!(keys.len(), all.len(), "no key twice: {all:#?}");
+    assert!(of_kind(&e, "failover").is_empty());
+}

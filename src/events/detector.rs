@@ -53,6 +53,34 @@ pub struct TrackedNode {
     pub slots: Vec<(u16, u16)>,
     /// Last announced health.
     pub health: Health,
+    /// Failure episodes announced for this node at config epoch `episodes_epoch`: a replica can
+    /// fail and recover several times while its master's epoch (which it reports) stays put,
+    /// and each episode needs a key of its own.
+    #[serde(default)]
+    pub episodes: u32,
+    /// The config epoch `episodes` counts at.
+    #[serde(default)]
+    pub episodes_epoch: u64,
+}
+
+impl TrackedNode {
+    /// Counts a new failure episode beginning at `epoch`.
+    fn begin_episode(&mut self, epoch: u64) {
+        if self.episodes_epoch != epoch {
+            self.episodes_epoch = epoch;
+            self.episodes = 0;
+        }
+        self.episodes = self.episodes.saturating_add(1);
+    }
+
+    /// The key of a health event (`node_pfail`, `node_fail`, `node_recovered`) at `epoch`: the
+    /// first episode at an epoch keeps the plain `kind/id/epoch`, later ones get `/n`.
+    fn health_key(&self, kind: EventKind, id: &str, epoch: u64) -> String {
+        match self.episodes {
+            n if n > 1 && self.episodes_epoch == epoch => format!("{kind}/{id}/{epoch}/{n}"),
+            _ => format!("{kind}/{id}/{epoch}"),
+        }
+    }
 }
 
 /// The persisted part of the detector: the topology as of the last recorded poll.
@@ -166,6 +194,8 @@ fn tracked(n: &ViewNode, health: Health) -> TrackedNode {
         config_epoch: n.config_epoch,
         slots: n.slots.iter().map(|r| (r.start, r.end)).collect(),
         health,
+        episodes: 0,
+        episodes_epoch: 0,
     }
 }
 
@@ -232,8 +262,12 @@ impl Detector {
             .nodes
             .values()
             .map(|n| {
-                let health = old.get(&n.id).map_or(Health::Ok, |t| t.health);
-                (n.id.clone(), tracked(n, health))
+                let prev = old.get(&n.id);
+                let mut t = tracked(n, prev.map_or(Health::Ok, |t| t.health));
+                if let Some(p) = prev {
+                    (t.episodes, t.episodes_epoch) = (p.episodes, p.episodes_epoch);
+                }
+                (n.id.clone(), t)
             })
             .collect();
         for n in view.nodes.values().filter(|n| n.role == Role::Master) {
@@ -400,8 +434,12 @@ impl Detector {
             // Already announced, or announced by this poll's health check with its reporters.
             return None;
         }
+        if t.health == Health::Ok {
+            t.begin_episode(t.config_epoch);
+        }
         t.health = Health::Fail;
         let (role, addr, epoch) = (t.role.clone(), t.addr.clone(), t.config_epoch);
+        let key = t.health_key(EventKind::NodeFail, old, epoch);
         let summary = format!(
             "{role} {} ({}) was marked FAIL by the cluster (seen from its automatic failover: the \
              flag came and went between two polls)",
@@ -410,7 +448,7 @@ impl Detector {
         );
         Some(event(
             snap.time,
-            format!("node_fail/{old}/{epoch}"),
+            key,
             summary,
             Details::NodeFail(NodeHealthDetails {
                 node: node_ref(old, addr.as_deref()),
@@ -604,6 +642,9 @@ impl Detector {
             if !announce {
                 continue;
             }
+            if t.health == Health::Ok {
+                t.begin_episode(n.config_epoch);
+            }
             t.health = cur;
             let (kind, reporters, what) = match cur {
                 Health::Fail => (
@@ -638,7 +679,7 @@ impl Detector {
             };
             events.push(event(
                 snap.time,
-                format!("{kind}/{}/{}", n.id, n.config_epoch),
+                t.health_key(kind, &n.id, n.config_epoch),
                 summary,
                 match kind {
                     EventKind::NodeFail => Details::NodeFail(details),
@@ -841,7 +882,9 @@ fn classify_trigger(
     };
     match (failing, by_counters) {
         (true, _) if old_hist.fail_flag_seen || fail_broadcast => Trigger::Automatic,
-        (true, Trigger::Force | Trigger::Takeover) => by_counters,
+        // Counters that say manual win over a suspicion that never became FAIL: the replica
+        // sent MFSTART and the master cooperated, so it was answering again.
+        (true, Trigger::Manual | Trigger::Force | Trigger::Takeover) => by_counters,
         (true, _) => Trigger::Automatic,
         (false, t) => t,
     }
@@ -1356,6 +1399,34 @@ mod tests {
     }
 
     #[test]
+    fn a_manual_failover_after_a_short_suspicion_is_manual() {
+        // Found by the chaos run: master a SIGSTOPped below the node timeout (fail? for a few
+        // polls, never fail), then CLUSTER FAILOVER on d 7 s later was logged as automatic.
+        let mut all = cluster();
+        let mut d = started(&all);
+        let mut w = World::default();
+        d.observe(&snap(1, &all, &w));
+        w.down = vec![id('a')];
+        w.flags = vec![(id('a'), "fail?")];
+        for t in 2..4 {
+            d.observe(&snap(t, &all, &w));
+        }
+        w.down.clear();
+        w.flags.clear();
+        for t in 4..11 {
+            d.observe(&snap(t, &all, &w));
+        }
+        promote(&mut all, 'a', 'd');
+        w.counters = vec![(id('d'), 1, 1)];
+        let ev = d.observe(&snap(11, &all, &w));
+        let f = ev
+            .iter()
+            .find(|e| e.kind() == EventKind::Failover)
+            .expect("a failover");
+        assert_eq!(wire(f)["trigger"], "manual", "{:#?}", f.details);
+    }
+
+    #[test]
     fn an_old_failure_is_not_charged_to_a_later_takeover() {
         // a is killed and replaced by d, comes back as d's replica, becomes master again by
         // CLUSTER FAILOVER FORCE, and 20 s later loses its slots to CLUSTER FAILOVER TAKEOVER:
@@ -1426,6 +1497,63 @@ mod tests {
             assert_eq!(wire(&ev[0])["duration_seconds"], Value::Null);
             assert_eq!(wire(&ev[1])["node"]["id"], id('a'));
         }
+    }
+
+    #[test]
+    fn each_failure_episode_at_one_epoch_has_its_own_keys() {
+        // Found by the chaos run: replica e failed twice while its master's epoch (which it
+        // reports) stayed 2; both episodes had the keys node_fail/e/2 and node_recovered/e/2.
+        let all = cluster();
+        let mut d = started(&all);
+        let mut w = World::default();
+        let mut keys = Vec::new();
+        for t in 0..3 {
+            w.flags = vec![(id('e'), "fail")];
+            keys.extend(
+                d.observe(&snap(10 * t + 1, &all, &w))
+                    .into_iter()
+                    .map(|e| e.key),
+            );
+            w.flags.clear();
+            keys.extend(
+                d.observe(&snap(10 * t + 2, &all, &w))
+                    .into_iter()
+                    .map(|e| e.key),
+            );
+        }
+        let e = id('e');
+        assert_eq!(
+            keys,
+            [
+                format!("node_fail/{e}/2"),
+                format!("node_recovered/{e}/2"),
+                format!("node_fail/{e}/2/2"),
+                format!("node_recovered/{e}/2/2"),
+                format!("node_fail/{e}/2/3"),
+                format!("node_recovered/{e}/2/3"),
+            ]
+        );
+        // The count survives a restart (it is part of the saved topology) ...
+        let mut d = Detector::new(d.topology().clone(), HashSet::new());
+        w.flags = vec![(id('e'), "fail")];
+        let ev = d.observe(&snap(41, &all, &w));
+        assert_eq!(
+            ev.first().map(|e| e.key.clone()),
+            Some(format!("node_fail/{e}/2/4"))
+        );
+        // ... and restarts at a new epoch with the plain key.
+        let mut moved = all.clone();
+        for n in moved.iter_mut().filter(|n| n.id == id('b') || n.id == e) {
+            n.epoch = 9;
+        }
+        w.flags.clear();
+        d.observe(&snap(42, &moved, &w));
+        w.flags = vec![(id('e'), "fail")];
+        let ev = d.observe(&snap(43, &moved, &w));
+        assert_eq!(
+            ev.first().map(|e| e.key.clone()),
+            Some(format!("node_fail/{e}/9"))
+        );
     }
 
     #[test]
