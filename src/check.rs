@@ -5,8 +5,10 @@
 //! Exit codes follow the monitoring-plugin contract: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 
 use crate::config::{Config, DEFAULT_MAX_LAG_BYTES};
-use crate::model::{NodeObservation, Role, Snapshot, ViewNode, replication_lags};
-use crate::parse::cluster_nodes::{SLOT_COUNT, SlotRange, format_ranges, slots_to_ranges};
+use crate::model::{ClusterView, NodeObservation, Role, Snapshot, ViewNode, replication_lags};
+use crate::parse::cluster_nodes::{
+    OpenSlot, SLOT_COUNT, SlotRange, format_ranges, slots_to_ranges,
+};
 use crate::poller::{Poller, PollerSettings};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -61,6 +63,30 @@ pub struct Problem {
     pub severity: Status,
     /// What, naming the nodes involved.
     pub text: String,
+    /// Ids of the cluster members the problem is about (empty when it concerns no member, e.g.
+    /// an unreachable seed): lets a view put each problem beside its shard.
+    pub nodes: Vec<String>,
+}
+
+impl Problem {
+    fn new(severity: Status, text: impl Into<String>, nodes: Vec<String>) -> Problem {
+        Problem {
+            severity,
+            text: text.into(),
+            nodes,
+        }
+    }
+}
+
+/// Slots that are not served, with why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uncovered {
+    /// The slots.
+    pub ranges: Vec<SlotRange>,
+    /// The master that owns them but does not serve them; `None` for slots no master owns.
+    pub master: Option<String>,
+    /// Why, naming the master: `master 10.0.0.1:7000 failed`, `... unreachable`, `no owner`.
+    pub why: String,
 }
 
 /// One cluster member as the check saw it.
@@ -158,10 +184,7 @@ fn failure_text(obs: &NodeObservation) -> Option<String> {
 /// A report that says only that the check could not tell.
 pub fn unknown(text: impl Into<String>, opts: &CheckOptions) -> Report {
     finish(
-        vec![Problem {
-            severity: Status::Unknown,
-            text: text.into(),
-        }],
+        vec![Problem::new(Status::Unknown, text, Vec::new())],
         Vec::new(),
         Risk::default(),
         0,
@@ -240,10 +263,7 @@ pub fn evaluate(snapshot: &Snapshot, opts: &CheckOptions) -> Report {
             format!("no node reachable ({})", why.join("; "))
         };
         return finish(
-            vec![Problem {
-                severity: Status::Unknown,
-                text,
-            }],
+            vec![Problem::new(Status::Unknown, text, Vec::new())],
             Vec::new(),
             Risk::default(),
             0,
@@ -254,10 +274,11 @@ pub fn evaluate(snapshot: &Snapshot, opts: &CheckOptions) -> Report {
     }
     if view.nodes.is_empty() {
         return finish(
-            vec![Problem {
-                severity: Status::Unknown,
-                text: "no node gave a usable CLUSTER NODES reply".into(),
-            }],
+            vec![Problem::new(
+                Status::Unknown,
+                "no node gave a usable CLUSTER NODES reply",
+                Vec::new(),
+            )],
             Vec::new(),
             Risk::default(),
             0,
@@ -267,32 +288,52 @@ pub fn evaluate(snapshot: &Snapshot, opts: &CheckOptions) -> Report {
         );
     }
 
-    let name = |id: &str| -> String {
-        view.nodes
-            .get(id)
-            .and_then(|n| n.addr.clone())
-            .unwrap_or_else(|| format!("node {}", id.get(..8).unwrap_or(id)))
-    };
-    let observed = |n: &ViewNode| n.addr.as_deref().is_some_and(|a| obs.contains_key(a));
-    let poll_error = |n: &ViewNode| -> Option<String> {
-        if n.reachable {
-            return None;
-        }
-        let o = obs.get(n.addr.as_deref()?)?;
-        Some(failure_text(o).unwrap_or_else(|| "answered as another node".into()))
-    };
-    let mut problems = Vec::new();
-    let mut warn = |text: String| {
-        problems.push(Problem {
-            severity: Status::Warning,
-            text,
-        })
-    };
-    let mut crit: Vec<Problem> = Vec::new();
+    let uncovered = uncovered(snapshot);
+    let mut problems = slot_problems(snapshot, &uncovered);
+    problems.extend(flag_problems(snapshot));
+    problems.extend(redundancy_problems(snapshot));
+    problems.extend(reachability_problems(snapshot));
+    problems.extend(open_slot_problems(snapshot));
+    problems.extend(consistency_problem(snapshot));
+    let (lag_problems, lags) = lag_problems(snapshot, opts);
+    problems.extend(lag_problems);
+    let uncovered_slots = uncovered
+        .iter()
+        .flat_map(|u| u.ranges.iter())
+        .map(SlotRange::len)
+        .sum();
+    let nodes = node_reports(snapshot, &lags);
+    let risk = Risk::of(snapshot);
+    problems.extend(risk.problems(snapshot));
+    finish(problems, nodes, risk, uncovered_slots, polled, answered, opts)
+}
 
-    // Uncovered slots, grouped by why.
-    let mut groups: Vec<(Vec<SlotRange>, String)> = Vec::new();
-    let mut owned = vec![false; usize::from(SLOT_COUNT)];
+/// How a problem names a member: its address, else `node <id prefix>`.
+fn name(view: &ClusterView, id: &str) -> String {
+    view.nodes
+        .get(id)
+        .and_then(|n| n.addr.clone())
+        .unwrap_or_else(|| format!("node {}", id.get(..8).unwrap_or(id)))
+}
+
+/// The exporter tried to poll this member this round.
+fn observed(snapshot: &Snapshot, n: &ViewNode) -> bool {
+    n.addr
+        .as_deref()
+        .is_some_and(|a| snapshot.observations.contains_key(a))
+}
+
+/// Why polling an unreachable member failed (`None` when it answered or was not polled).
+pub fn poll_error(snapshot: &Snapshot, n: &ViewNode) -> Option<String> {
+    if n.reachable {
+        return None;
+    }
+    let o = snapshot.observations.get(n.addr.as_deref()?)?;
+    Some(failure_text(o).unwrap_or_else(|| "answered as another node".into()))
+}
+
+/// Masters ordered by their first slot (slotless ones last), then address.
+pub fn masters_in_slot_order(view: &ClusterView) -> Vec<&ViewNode> {
     let mut masters: Vec<&ViewNode> = view
         .nodes
         .values()
@@ -304,7 +345,27 @@ pub fn evaluate(snapshot: &Snapshot, opts: &CheckOptions) -> Report {
             &m.addr,
         )
     });
-    for m in &masters {
+    masters
+}
+
+/// The replicas of a master, by address.
+pub fn replicas_of<'a>(view: &'a ClusterView, master: &str) -> Vec<&'a ViewNode> {
+    let mut reps: Vec<&ViewNode> = view
+        .nodes
+        .values()
+        .filter(|r| r.role == Role::Replica && r.master_id.as_deref() == Some(master))
+        .collect();
+    reps.sort_by_key(|r| &r.addr);
+    reps
+}
+
+/// Slots not served, in slot order: those of each slot-owning master flagged `fail` or not
+/// answering, and those no master owns.
+pub fn uncovered(snapshot: &Snapshot) -> Vec<Uncovered> {
+    let view = &snapshot.view;
+    let mut groups: Vec<Uncovered> = Vec::new();
+    let mut owned = vec![false; usize::from(SLOT_COUNT)];
+    for m in masters_in_slot_order(view) {
         for r in &m.slots {
             for s in r.start..=r.end {
                 if let Some(cell) = owned.get_mut(usize::from(s)) {
@@ -317,88 +378,118 @@ pub fn evaluate(snapshot: &Snapshot, opts: &CheckOptions) -> Report {
         }
         let why = if m.is_failed() {
             Some("failed")
-        } else if !m.reachable && observed(m) {
+        } else if !m.reachable && observed(snapshot, m) {
             Some("unreachable")
         } else {
             None
         };
         if let Some(why) = why {
-            groups.push((m.slots.clone(), format!("master {} {why}", name(&m.id))));
+            groups.push(Uncovered {
+                ranges: m.slots.clone(),
+                master: Some(m.id.clone()),
+                why: format!("master {} {why}", name(view, &m.id)),
+            });
         }
     }
     let unowned = slots_to_ranges(
         (0..SLOT_COUNT).filter(|&s| !owned.get(usize::from(s)).copied().unwrap_or(true)),
     );
     if !unowned.is_empty() {
-        groups.push((unowned, "no owner".into()));
+        groups.push(Uncovered {
+            ranges: unowned,
+            master: None,
+            why: "no owner".into(),
+        });
     }
-    groups.sort_by_key(|(r, _)| r.first().map_or(0, |r| r.start));
-    let uncovered: u32 = groups
+    groups.sort_by_key(|u| u.ranges.first().map_or(0, |r| r.start));
+    groups
+}
+
+/// CRITICAL: uncovered slots, and nodes reporting `cluster_state:fail`.
+fn slot_problems(snapshot: &Snapshot, uncovered: &[Uncovered]) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let count: u32 = uncovered
         .iter()
-        .flat_map(|(r, _)| r.iter())
+        .flat_map(|u| u.ranges.iter())
         .map(SlotRange::len)
         .sum();
-    if uncovered > 0 {
-        let parts: Vec<String> = groups
+    if count > 0 {
+        let parts: Vec<String> = uncovered
             .iter()
-            .map(|(r, why)| format!("{}, {why}", format_ranges(r)))
+            .map(|u| format!("{}, {}", format_ranges(&u.ranges), u.why))
             .collect();
-        crit.push(Problem {
-            severity: Status::Critical,
-            text: format!(
+        problems.push(Problem::new(
+            Status::Critical,
+            format!(
                 "{} uncovered ({})",
-                plural(uncovered as usize, "slot", "slots"),
+                plural(count as usize, "slot", "slots"),
                 parts.join("; ")
             ),
-        });
+            uncovered.iter().filter_map(|u| u.master.clone()).collect(),
+        ));
     }
-
-    // cluster_state as each node reports it.
-    let failing: Vec<&str> = obs
+    let failing: Vec<&NodeObservation> = snapshot
+        .observations
         .values()
         .filter(|o| o.data().is_some_and(|d| !d.cluster_info.state_ok))
-        .map(|o| o.addr.as_str())
         .collect();
     if !failing.is_empty() {
-        crit.push(Problem {
-            severity: Status::Critical,
-            text: format!("cluster_state is fail on {}", failing.join(", ")),
-        });
+        let addrs: Vec<&str> = failing.iter().map(|o| o.addr.as_str()).collect();
+        problems.push(Problem::new(
+            Status::Critical,
+            format!("cluster_state is fail on {}", addrs.join(", ")),
+            failing
+                .iter()
+                .filter_map(|o| o.node_id().map(str::to_string))
+                .collect(),
+        ));
     }
+    problems
+}
 
-    // Failure flags.
+/// `fail` and `fail?` flags: CRITICAL for a slot-owning master, else WARNING.
+fn flag_problems(snapshot: &Snapshot) -> Vec<Problem> {
+    let view = &snapshot.view;
+    let mut problems = Vec::new();
     for n in view.nodes.values() {
         let role = n.role.as_str();
-        if n.is_failed() {
+        let (severity, text) = if n.is_failed() {
             let text = format!(
                 "{role} {} is flagged fail by {}",
-                name(&n.id),
+                name(view, &n.id),
                 plural(n.fail_reporters.len(), "node", "nodes")
             );
-            if n.role == Role::Master && !n.slots.is_empty() {
-                crit.push(Problem {
-                    severity: Status::Critical,
-                    text,
-                });
-            } else if n.role == Role::Master {
-                warn(format!("{text} (it owns no slots)"));
-            } else {
-                warn(text);
+            match (n.role, n.slots.is_empty()) {
+                (Role::Master, false) => (Status::Critical, text),
+                (Role::Master, true) => (Status::Warning, format!("{text} (it owns no slots)")),
+                (Role::Replica, _) => (Status::Warning, text),
             }
         } else if !n.pfail_reporters.is_empty() {
-            warn(format!(
+            let text = format!(
                 "{role} {} is flagged pfail by {}",
-                name(&n.id),
+                name(view, &n.id),
                 plural(n.pfail_reporters.len(), "node", "nodes")
-            ));
-        }
+            );
+            (Status::Warning, text)
+        } else {
+            continue;
+        };
+        problems.push(Problem::new(severity, text, vec![n.id.clone()]));
     }
+    problems
+}
 
-    // Masters without a healthy replica.
+/// WARNING: slot-owning masters without a healthy replica.
+fn redundancy_problems(snapshot: &Snapshot) -> Vec<Problem> {
+    let view = &snapshot.view;
     let healthy = |r: &ViewNode| {
-        !r.is_failed() && r.pfail_reporters.is_empty() && (r.reachable || !observed(r))
+        !r.is_failed() && r.pfail_reporters.is_empty() && (r.reachable || !observed(snapshot, r))
     };
-    for m in masters.iter().filter(|m| !m.slots.is_empty()) {
+    let mut problems = Vec::new();
+    for m in masters_in_slot_order(view)
+        .into_iter()
+        .filter(|m| !m.slots.is_empty())
+    {
         let replicas: Vec<&ViewNode> = view
             .nodes
             .values()
@@ -420,48 +511,77 @@ pub fn evaluate(snapshot: &Snapshot, opts: &CheckOptions) -> Report {
                     } else {
                         "unreachable"
                     };
-                    format!("{} {state}", name(&r.id))
+                    format!("{} {state}", name(view, &r.id))
                 })
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        warn(format!(
-            "master {} ({}) has no healthy replica ({why})",
-            name(&m.id),
-            plural(m.slot_count() as usize, "slot", "slots")
+        let mut ids = vec![m.id.clone()];
+        ids.extend(replicas.iter().map(|r| r.id.clone()));
+        problems.push(Problem::new(
+            Status::Warning,
+            format!(
+                "master {} ({}) has no healthy replica ({why})",
+                name(view, &m.id),
+                plural(m.slot_count() as usize, "slot", "slots")
+            ),
+            ids,
         ));
     }
+    problems
+}
 
-    // Nodes the check could not poll (slot-owning masters are already CRITICAL above).
+/// WARNING: members (other than slot-owning masters, already CRITICAL) and seeds that did not
+/// answer.
+fn reachability_problems(snapshot: &Snapshot) -> Vec<Problem> {
+    let view = &snapshot.view;
+    let mut problems = Vec::new();
     for n in view.nodes.values() {
         if n.role == Role::Master && !n.slots.is_empty() {
             continue;
         }
-        if let Some(err) = poll_error(n) {
-            warn(format!(
-                "{} {} unreachable ({err})",
-                n.role.as_str(),
-                name(&n.id)
+        if let Some(err) = poll_error(snapshot, n) {
+            problems.push(Problem::new(
+                Status::Warning,
+                format!(
+                    "{} {} unreachable ({err})",
+                    n.role.as_str(),
+                    name(view, &n.id)
+                ),
+                vec![n.id.clone()],
             ));
         }
     }
     let members = view.addrs();
-    for o in obs.values().filter(|o| !members.contains(&o.addr)) {
+    for o in snapshot
+        .observations
+        .values()
+        .filter(|o| !members.contains(&o.addr))
+    {
         if let Some(err) = failure_text(o) {
-            warn(format!("seed {} unreachable ({err})", o.addr));
+            problems.push(Problem::new(
+                Status::Warning,
+                format!("seed {} unreachable ({err})", o.addr),
+                Vec::new(),
+            ));
         }
     }
+    problems
+}
 
-    // Open slots, from each node's own line.
+/// WARNING: slots migrating or importing, from each node's own line.
+fn open_slot_problems(snapshot: &Snapshot) -> Vec<Problem> {
+    let view = &snapshot.view;
+    let mut problems = Vec::new();
     for n in view.nodes.values() {
         let Some(me) = snapshot.data_of(&n.id).and_then(|d| d.nodes.myself()) else {
             continue;
         };
-        let list = |slots: &[crate::parse::cluster_nodes::OpenSlot], dir: &str| {
+        let list = |slots: &[OpenSlot], dir: &str| {
             let mut parts: Vec<String> = slots
                 .iter()
                 .take(5)
-                .map(|s| format!("{} {dir} {}", s.slot, name(&s.peer)))
+                .map(|s| format!("{} {dir} {}", s.slot, name(view, &s.peer)))
                 .collect();
             if slots.len() > 5 {
                 parts.push(format!("{} more", slots.len() - 5));
@@ -476,69 +596,94 @@ pub fn evaluate(snapshot: &Snapshot, opts: &CheckOptions) -> Report {
             parts.push(format!("importing {}", list(&me.importing, "from")));
         }
         if !parts.is_empty() {
-            warn(format!(
-                "open slots on {}: {}",
-                name(&n.id),
-                parts.join("; ")
+            problems.push(Problem::new(
+                Status::Warning,
+                format!("open slots on {}: {}", name(view, &n.id), parts.join("; ")),
+                vec![n.id.clone()],
             ));
         }
     }
+    problems
+}
 
-    // Slot map agreement.
-    if !view.consistent {
-        let mut maps: BTreeMap<Vec<(u16, u16, String)>, Vec<&str>> = BTreeMap::new();
-        for o in obs.values() {
-            let Some(d) = o.data() else { continue };
-            let mut claims: Vec<(u16, u16, String)> = d
-                .nodes
-                .nodes
-                .iter()
-                .filter(|l| l.flags.master && !l.flags.handshake)
-                .flat_map(|l| l.slots.iter().map(|r| (r.start, r.end, l.id.clone())))
-                .collect();
-            claims.sort_unstable();
-            maps.entry(claims).or_default().push(o.addr.as_str());
-        }
-        let mut sides: Vec<Vec<&str>> = maps.into_values().collect();
-        sides.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        let minority: Vec<&str> = sides.iter().skip(1).flatten().copied().collect();
-        warn(format!(
+/// WARNING: the answering nodes do not agree on the slot map (naming the minority).
+fn consistency_problem(snapshot: &Snapshot) -> Option<Problem> {
+    if snapshot.view.consistent {
+        return None;
+    }
+    let mut maps: BTreeMap<Vec<(u16, u16, String)>, Vec<&NodeObservation>> = BTreeMap::new();
+    for o in snapshot.observations.values() {
+        let Some(d) = o.data() else { continue };
+        let mut claims: Vec<(u16, u16, String)> = d
+            .nodes
+            .nodes
+            .iter()
+            .filter(|l| l.flags.master && !l.flags.handshake)
+            .flat_map(|l| l.slots.iter().map(|r| (r.start, r.end, l.id.clone())))
+            .collect();
+        claims.sort_unstable();
+        maps.entry(claims).or_default().push(o);
+    }
+    let mut sides: Vec<Vec<&NodeObservation>> = maps.into_values().collect();
+    sides.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    let minority: Vec<&NodeObservation> = sides.iter().skip(1).flatten().copied().collect();
+    let addrs = |side: &[&NodeObservation]| {
+        side.iter()
+            .map(|o| o.addr.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Some(Problem::new(
+        Status::Warning,
+        format!(
             "slot map not consistent: {} different maps; {} disagree with {}",
             sides.len(),
-            minority.join(", "),
-            sides.first().map(|s| s.join(", ")).unwrap_or_default()
-        ));
-    }
+            addrs(&minority),
+            sides.first().map(|s| addrs(s)).unwrap_or_default()
+        ),
+        minority
+            .iter()
+            .filter_map(|o| o.node_id().map(str::to_string))
+            .collect(),
+    ))
+}
 
-    // Replication lag.
-    let lags: HashMap<String, i64> = replication_lags(snapshot)
+/// WARNING: replicas further behind than `--max-lag-bytes`; also every known lag by replica
+/// address.
+fn lag_problems(snapshot: &Snapshot, opts: &CheckOptions) -> (Vec<Problem>, HashMap<String, i64>) {
+    let mut problems = Vec::new();
+    let lags = replication_lags(snapshot)
         .into_iter()
         .map(|(r, m, lag)| {
             if u64::try_from(lag).unwrap_or(0) > opts.max_lag_bytes {
-                warn(format!(
-                    "replica {r} is {lag} bytes behind its master {m} (over --max-lag-bytes {})",
-                    opts.max_lag_bytes
+                let ids = [&r, &m]
+                    .iter()
+                    .filter_map(|a| snapshot.view.by_addr(a).map(|n| n.id.clone()))
+                    .collect();
+                problems.push(Problem::new(
+                    Status::Warning,
+                    format!(
+                        "replica {r} is {lag} bytes behind its master {m} (over --max-lag-bytes {})",
+                        opts.max_lag_bytes
+                    ),
+                    ids,
                 ));
             }
             (r, lag)
         })
         .collect();
+    (problems, lags)
+}
 
-    problems.splice(0..0, crit);
-
-    // The node list: each master (by first slot), then its replicas, then anything left.
+/// Every member: each master (by first slot), then its replicas, then anything left.
+fn node_reports(snapshot: &Snapshot, lags: &HashMap<String, i64>) -> Vec<NodeReport> {
+    let view = &snapshot.view;
     let mut order: Vec<&ViewNode> = Vec::new();
     let mut placed: BTreeSet<&str> = BTreeSet::new();
-    for m in &masters {
+    for m in masters_in_slot_order(view) {
         order.push(m);
         placed.insert(&m.id);
-        let mut reps: Vec<&ViewNode> = view
-            .nodes
-            .values()
-            .filter(|r| r.role == Role::Replica && r.master_id.as_deref() == Some(&m.id))
-            .collect();
-        reps.sort_by_key(|r| &r.addr);
-        for r in reps {
+        for r in replicas_of(view, &m.id) {
             order.push(r);
             placed.insert(&r.id);
         }
@@ -550,7 +695,7 @@ pub fn evaluate(snapshot: &Snapshot, opts: &CheckOptions) -> Report {
         .collect();
     rest.sort_by_key(|n| &n.addr);
     order.extend(rest);
-    let nodes = order
+    order
         .into_iter()
         .map(|n| NodeReport {
             id: n.id.clone(),
@@ -568,22 +713,24 @@ pub fn evaluate(snapshot: &Snapshot, opts: &CheckOptions) -> Report {
             pfail_reporters: n.pfail_reporters.len(),
             fail_reporters: n.fail_reporters.len(),
             reachable: n.reachable,
-            error: poll_error(n),
-            cluster_state: snapshot.data_of(&n.id).filter(|_| n.reachable).map(|d| {
-                if d.cluster_info.state_ok {
-                    "ok"
-                } else {
-                    "fail"
-                }
-            }),
+            error: poll_error(snapshot, n),
+            cluster_state: node_cluster_state(snapshot, n),
             replication_lag_bytes: n.addr.as_ref().and_then(|a| lags.get(a)).copied(),
             migrating: n.migrating,
             importing: n.importing,
         })
-        .collect();
-    let risk = Risk::of(snapshot);
-    problems.extend(risk.problems(snapshot));
-    finish(problems, nodes, risk, uncovered, polled, answered, opts)
+        .collect()
+}
+
+/// `cluster_state` as a reachable member reports it (`ok`/`fail`).
+pub fn node_cluster_state(snapshot: &Snapshot, n: &ViewNode) -> Option<&'static str> {
+    snapshot.data_of(&n.id).filter(|_| n.reachable).map(|d| {
+        if d.cluster_info.state_ok {
+            "ok"
+        } else {
+            "fail"
+        }
+    })
 }
 
 /// The human report: the status line, the problems, then a table of every node.

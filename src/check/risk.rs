@@ -90,26 +90,27 @@ impl Risk {
 
     /// A WARNING for each figure the alert rules warn about, naming the master concerned.
     pub fn problems(&self, snapshot: &Snapshot) -> Vec<Problem> {
-        let mut texts = Vec::new();
+        let mut found: Vec<(String, Vec<String>)> = Vec::new();
+        let id_at = |addr: &str| snapshot.view.by_addr(addr).map(|n| n.id.clone());
         for c in &self.colocated_replicas {
             if c.replicas > 0 && c.colocated >= c.replicas {
-                texts.push(format!(
+                found.push((format!(
                     "master {} has all its replicas ({}) on its own host {}: losing that host loses the shard",
                     c.master,
                     c.replicas,
                     host_of(&c.master)
-                ));
+                ), id_at(&c.master).into_iter().collect()));
             }
         }
         if let Some(skew) = self.slot_skew.filter(|s| *s > risk_thresholds::SLOT_SKEW)
             && let Some(m) = slot_owners(snapshot).max_by_key(|n| n.slot_count())
         {
-            texts.push(format!(
+            found.push((format!(
                 "slot skew {skew:.2} (over {}): master {} owns {} slots, {skew:.2}x the mean",
                 risk_thresholds::SLOT_SKEW,
                 name(m),
                 m.slot_count()
-            ));
+            ), vec![m.id.clone()]));
         }
         let used = |n: &ViewNode| snapshot.data_of(&n.id)?.stats_info()?.field("used_memory");
         if let Some(skew) = self
@@ -119,18 +120,15 @@ impl Risk {
                 .filter_map(|n| Some((n, used(n)?)))
                 .max_by(|a, b| a.1.total_cmp(&b.1))
         {
-            texts.push(format!(
+            found.push((format!(
                 "memory skew {skew:.2} (over {}): master {} uses {bytes} bytes, {skew:.2}x the mean of the slot-owning masters",
                 risk_thresholds::MEMORY_SKEW,
                 name(m)
-            ));
+            ), vec![m.id.clone()]));
         }
-        texts
+        found
             .into_iter()
-            .map(|text| Problem {
-                severity: Status::Warning,
-                text,
-            })
+            .map(|(text, ids)| Problem::new(Status::Warning, text, ids))
             .collect()
     }
 

@@ -309,6 +309,19 @@ fn several_uncovered_groups_are_listed_in_slot_order() {
         r.problems[0].text,
         "5844 slots uncovered (0-5460, master 127.0.0.1:7000 failed; 16001-16383, no owner)"
     );
+    assert_eq!(r.problems[0].nodes, [id('a')]);
+    let groups = uncovered(&check(&all, &w).1);
+    let shown: Vec<(String, Option<String>)> = groups
+        .iter()
+        .map(|u| (format_ranges(&u.ranges), u.master.clone()))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("0-5460".to_string(), Some(id('a'))),
+            ("16001-16383".to_string(), None)
+        ]
+    );
 }
 
 #[test]
@@ -340,6 +353,9 @@ fn down_replica_leaves_its_master_without_a_healthy_replica() {
         r.summary
     );
     assert!(r.summary.ends_with("(+1 more problem)"), "{}", r.summary);
+    // Each problem names the members it is about, so a view can put it beside its shard.
+    let nodes: Vec<&[String]> = r.problems.iter().map(|p| p.nodes.as_slice()).collect();
+    assert_eq!(nodes, [&[id('b'), id('e')][..], &[id('e')][..]]);
 }
 
 #[test]
