@@ -305,7 +305,15 @@ pub fn evaluate(snapshot: &Snapshot, opts: &CheckOptions) -> Report {
     let nodes = node_reports(snapshot, &lags);
     let risk = Risk::of(snapshot);
     problems.extend(risk.problems(snapshot));
-    finish(problems, nodes, risk, uncovered_slots, polled, answered, opts)
+    finish(
+        problems,
+        nodes,
+        risk,
+        uncovered_slots,
+        polled,
+        answered,
+        opts,
+    )
 }
 
 /// How a problem names a member: its address, else `node <id prefix>`.

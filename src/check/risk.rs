@@ -105,12 +105,15 @@ impl Risk {
         if let Some(skew) = self.slot_skew.filter(|s| *s > risk_thresholds::SLOT_SKEW)
             && let Some(m) = slot_owners(snapshot).max_by_key(|n| n.slot_count())
         {
-            found.push((format!(
-                "slot skew {skew:.2} (over {}): master {} owns {} slots, {skew:.2}x the mean",
-                risk_thresholds::SLOT_SKEW,
-                name(m),
-                m.slot_count()
-            ), vec![m.id.clone()]));
+            found.push((
+                format!(
+                    "slot skew {skew:.2} (over {}): master {} owns {} slots, {skew:.2}x the mean",
+                    risk_thresholds::SLOT_SKEW,
+                    name(m),
+                    m.slot_count()
+                ),
+                vec![m.id.clone()],
+            ));
         }
         let used = |n: &ViewNode| snapshot.data_of(&n.id)?.stats_info()?.field("used_memory");
         if let Some(skew) = self
