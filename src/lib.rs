@@ -1,7 +1,8 @@
 //! redis-cluster-exporter: watches a whole Redis Cluster and exports it to Prometheus.
 //!
 //! Data flows one way: [`config`] -> [`poller`] (IO, via [`client`]) -> [`parse`] (pure) ->
-//! [`model`] snapshot -> [`metrics`] render -> [`http`]. [`app`] wires them together.
+//! [`model`] snapshot -> {[`metrics`] render, [`overview`] document} -> [`http`]. [`app`] wires them
+//! together.
 
 pub mod alerter;
 pub mod app;
@@ -12,6 +13,7 @@ pub mod events;
 pub mod http;
 pub mod metrics;
 pub mod model;
+pub mod overview;
 pub mod parse;
 pub mod poller;
 pub mod tls;

@@ -546,7 +546,14 @@ fn exporter_https_and_basic_auth() {
         ])
         .0 == "200"
     });
-    for path in ["/metrics", "/events", "/health", "/"] {
+    for path in [
+        "/metrics",
+        "/events",
+        "/health",
+        "/",
+        "/cluster",
+        "/api/cluster",
+    ] {
         let (code, body) = curl(&[
             "--cacert",
             &ca,

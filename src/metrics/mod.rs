@@ -139,18 +139,20 @@ impl Rendered {
         } else {
             (&self.gzipped[0], &self.text)
         };
-        cell.get_or_init(|| {
-            use std::io::Write;
-            let mut gz = flate2::write::GzEncoder::new(
-                Vec::with_capacity(plain.len() / 8),
-                flate2::Compression::fast(),
-            );
-            // Writing into a Vec cannot fail.
-            let _ = gz.write_all(plain);
-            gz.finish().unwrap_or_default().into()
-        })
-        .clone()
+        cell.get_or_init(|| gzip(plain)).clone()
     }
+}
+
+/// A gzipped copy of a body (fast compression: a scrape-sized body in a few milliseconds).
+pub fn gzip(plain: &[u8]) -> bytes::Bytes {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(
+        Vec::with_capacity(plain.len() / 8),
+        flate2::Compression::fast(),
+    );
+    // Writing into a Vec cannot fail.
+    let _ = gz.write_all(plain);
+    gz.finish().unwrap_or_default().into()
 }
 
 /// Runs every collector over the snapshot and renders both formats.

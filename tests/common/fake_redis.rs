@@ -73,6 +73,10 @@ pub enum Behavior {
     /// Well-formed replies, each pipeline answered only after this delay (a slow but honest
     /// node).
     SlowReply(Duration),
+    /// Well-formed replies; the `myself` line owns every slot and announces this hostname
+    /// (`ip:port@cport,hostname`, as Redis 7 prints `cluster-announce-hostname`). The text
+    /// must hold no whitespace or comma, like any hostname field.
+    Hostname(String),
 }
 
 /// How the prepared bytes go out.
@@ -247,6 +251,11 @@ impl Behavior {
             (Behavior::NoAuth, _) => b"-NOAUTH Authentication required.\r\n".to_vec(),
             (Behavior::MalformedNodes, ClusterNodes) => bulk(&malformed_nodes_text(port)),
             (Behavior::ManyNodes(n), ClusterNodes) => bulk(&many_nodes_text(port, *n)),
+            (Behavior::Hostname(h), ClusterNodes) => bulk(&format!(
+                "{} 127.0.0.1:{port}@{},{h} myself,master - 0 0 1 connected 0-16383\n",
+                fake_node_id(port),
+                u32::from(port) + 10000
+            )),
             (Behavior::IntegerReply, ClusterInfo) => b":1\r\n".to_vec(),
             (Behavior::NilReply, Info) => b"$-1\r\n".to_vec(),
             _ => healthy(cmd, port),
