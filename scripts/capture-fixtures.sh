@@ -53,7 +53,7 @@ die() { echo "[capture] ERROR: $*" >&2; exit 1; }
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null || (exec 3<>"/dev/tcp/::1/$1") 2>/dev/null; }
 
 # free_port: sets FREE to a port p with p and p+10000 (cluster bus) free, both below the
-# ephemeral range. Takes the same per-port lock files as tests/common/mod.rs (flock, held until
+# ephemeral range. Takes the same per-port lock files as tests/common/ports.rs (flock, held until
 # this script exits) so it never races with a test run on the same machine. Not for $(...):
 # the locks and the USED set must live in this shell.
 LOCKDIR="${TMPDIR:-/tmp}/redis-cluster-exporter-test-ports"
