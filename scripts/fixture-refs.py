@@ -13,7 +13,7 @@ re-capture changes and tests are tempted to copy: node ids and run ids (40 hex d
 ports (`host:port@cport`, `tcp_port:`, `port=`; both port and bus port) and CLUSTER NODES ping/pong
 times (13-digit milliseconds). A value is stale when it is in an old file and in no new file.
 Every .rs, .md, .jsonl, .txt, .py and .sh file of the repository (outside target/ and the compared
-fixture files themselves) is searched for the stale values; Rust's `1_795_761_772_000` digit
+fixture files themselves) is searched for the stale values; Rust's `1_700_000_000_000` digit
 grouping is matched too.
 
 Prints `path:line: value (from fixture, ...)` for each hit and exits 1 when there is any, 0 when
