@@ -23,7 +23,7 @@
 # Last, scripts/fixture-refs.py compares the new capture with the fixtures the tests use now and
 # prints every place in the repository that hard-codes a node id, port or pong time that changed;
 # the script then exits 3 (fixtures written, tests to update), so a re-capture never breaks tests
-# silently. Safe to try into a scratch folder: `SKIP_VALKEY=1 scripts/capture-fixtures.sh /tmp/fx`.
+# silently. Safe to try into a scratch folder: `SKIP_VALKEY=1 scripts/capture-fixtures.sh "$(mktemp -d)"`.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
