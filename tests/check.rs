@@ -117,9 +117,16 @@ fn real_cluster_ok_then_warning_then_critical() {
         ..ClusterOptions::default()
     });
     let seed = format!("redis://{}", cluster.host_addr(0));
-    // Seed with one replica: the check discovers and polls every member.
-    let replica_seed = format!("redis://{}", cluster.host_addr(cluster.replicas()[0]));
+    healthy_cluster_is_ok_from_a_replica_seed(&cluster);
+    healthy_cluster_human_report_is_ok(&seed);
+    frozen_replica_is_a_warning(&cluster, &seed);
+    dead_master_and_replica_are_critical(&mut cluster, &seed);
+}
 
+/// Seeded with one replica, the check discovers and polls every member: OK, every node with
+/// its id, role, master, slots and lag, and no replica on its master's host.
+fn healthy_cluster_is_ok_from_a_replica_seed(cluster: &RedisCluster) {
+    let replica_seed = format!("redis://{}", cluster.host_addr(cluster.replicas()[0]));
     let r = check(&replica_seed, &["--output", "json"]);
     let json = r.json();
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
@@ -154,14 +161,10 @@ fn real_cluster_ok_then_warning_then_critical() {
             );
         }
     }
-    assert_eq!(
-        json["risk"]["colocated_replicas"].as_array().unwrap().len(),
-        3
-    );
+    let colocated = json["risk"]["colocated_replicas"].as_array().unwrap();
+    assert_eq!(colocated.len(), 3);
     assert!(
-        json["risk"]["colocated_replicas"]
-            .as_array()
-            .unwrap()
+        colocated
             .iter()
             .all(|c| c["colocated"] == 0 && c["replicas"] == 1),
         "{}",
@@ -171,19 +174,25 @@ fn real_cluster_ok_then_warning_then_critical() {
         json["risk"]["masters_per_host"].as_object().unwrap().len(),
         3
     );
-    let human = check(&seed, &[]);
+}
+
+/// The human report of the healthy cluster: the OK status line and the node table.
+fn healthy_cluster_human_report_is_ok(seed: &str) {
+    let human = check(seed, &[]);
     assert_eq!(human.code, 0, "{}", human.stdout);
     assert_eq!(
         human.first_line(),
         "REDIS CLUSTER OK - 6 nodes (3 masters, 3 replicas), all 16384 slots covered"
     );
     assert!(human.stdout.contains("ADDR"), "{}", human.stdout);
+}
 
-    // A frozen replica: its master has no healthy replica -> WARNING naming both.
+/// A frozen replica: its master has no healthy replica -> WARNING naming both.
+fn frozen_replica_is_a_warning(cluster: &RedisCluster, seed: &str) {
     let m1 = cluster.masters()[1];
     let r1 = cluster.replica_of(m1).unwrap();
     cluster.stop(r1);
-    let r = check(&seed, &["--output", "json"]);
+    let r = check(seed, &["--output", "json"]);
     cluster.cont(r1);
     let json = r.json();
     assert_eq!(r.code, 1, "{}", r.stdout);
@@ -205,14 +214,17 @@ fn real_cluster_ok_then_warning_then_critical() {
             .unwrap()
             .starts_with("REDIS CLUSTER WARNING - ")
     );
+}
 
-    // A master and its replica killed: their slots are uncovered -> CRITICAL naming the master.
+/// A master and its replica killed: their slots are uncovered -> CRITICAL naming the master,
+/// in the status line and in the JSON (uncovered slots, the dead master unreachable).
+fn dead_master_and_replica_are_critical(cluster: &mut RedisCluster, seed: &str) {
     let m2 = cluster.masters()[2];
     let r2 = cluster.replica_of(m2).unwrap();
     let dead = cluster.host_addr(m2);
     cluster.kill(m2);
     cluster.kill(r2);
-    let r = check(&seed, &[]);
+    let r = check(seed, &[]);
     assert_eq!(r.code, 2, "{}", r.stdout);
     let first = r.first_line();
     assert!(
@@ -222,7 +234,7 @@ fn real_cluster_ok_then_warning_then_critical() {
         "{}",
         r.stdout
     );
-    let r = check(&seed, &["--output", "json"]);
+    let r = check(seed, &["--output", "json"]);
     let json = r.json();
     assert_eq!(r.code, 2, "{}", r.stdout);
     assert_eq!(json["status"], "CRITICAL");

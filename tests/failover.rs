@@ -100,11 +100,32 @@ fn writer(port: u16, stop: Arc<AtomicBool>, acked: Arc<AtomicU64>) -> std::threa
     })
 }
 
+/// The shard whose master the test kills: its master and replica, their ids, and the
+/// master's slots before the failover.
+struct Shard {
+    master: usize,
+    replica: usize,
+    old_id: String,
+    new_id: String,
+    slots_before: String,
+}
+
 #[test]
 fn killed_master_gives_one_automatic_failover_then_rejoins_as_replica() {
     let mut cluster = RedisCluster::start(ClusterOptions::default());
     // The default 1 s poll, as users run it.
     let e = exporter(&cluster, "1s");
+    let s = first_shard(&cluster);
+    let (killed, seen_at) = kill_master_under_writes_until_failover_event(&mut cluster, &e, &s);
+    let f = check_one_automatic_failover_event(&cluster, &e, &s);
+    check_detection_latency(&cluster, &s, &f, killed, seen_at);
+    check_node_fail_and_no_second_failover(&e, &s);
+    old_master_rejoins_as_replica(&mut cluster, &e, &s);
+    check_event_ids_metrics_and_log(&e);
+}
+
+/// The first master, its replica and the master's slots.
+fn first_shard(cluster: &RedisCluster) -> Shard {
     let master = cluster.masters()[0];
     let replica = cluster.replica_of(master).unwrap();
     let (old_id, new_id) = (cluster.node_id(master), cluster.node_id(replica));
@@ -114,18 +135,31 @@ fn killed_master_gives_one_automatic_failover_then_rejoins_as_replica() {
         .find(|n| n.id == old_id)
         .map(|n| n.slots.join(","))
         .unwrap();
+    Shard {
+        master,
+        replica,
+        old_id,
+        new_id,
+        slots_before,
+    }
+}
 
+/// kill -9 of the master while a writer runs against it; polls /events every 50 ms until the
+/// failover shows. Returns when the master was killed and when the event was first seen.
+fn kill_master_under_writes_until_failover_event(
+    cluster: &mut RedisCluster,
+    e: &Exporter,
+    s: &Shard,
+) -> (SystemTime, SystemTime) {
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(AtomicU64::new(0));
-    let w = writer(cluster.port(master), stop.clone(), acked.clone());
+    let w = writer(cluster.port(s.master), stop.clone(), acked.clone());
     std::thread::sleep(Duration::from_millis(1500));
-    cluster.kill(master);
+    cluster.kill(s.master);
     let killed = SystemTime::now();
-
-    // Poll /events every 50 ms to time the detection.
     let mut seen_at = None;
     wait_until(Duration::from_secs(20), "failover event", || {
-        let found = !of_kind(&e, "failover").is_empty();
+        let found = !of_kind(e, "failover").is_empty();
         if found {
             seen_at = Some(SystemTime::now());
         }
@@ -133,17 +167,27 @@ fn killed_master_gives_one_automatic_failover_then_rejoins_as_replica() {
     });
     stop.store(true, Ordering::Relaxed);
     let _ = w.join();
-    let failovers = of_kind(&e, "failover");
+    assert!(acked.load(Ordering::Relaxed) > 0, "writes were running");
+    (killed, seen_at.unwrap())
+}
+
+/// Exactly one failover event, naming both nodes, the slots, the trigger and its key, with a
+/// plausible duration and consistent offsets and possible loss.
+fn check_one_automatic_failover_event(cluster: &RedisCluster, e: &Exporter, s: &Shard) -> Value {
+    let failovers = of_kind(e, "failover");
     assert_eq!(failovers.len(), 1);
     let f = &failovers[0];
-    assert_eq!(f["old_master"]["id"], old_id);
-    assert_eq!(f["old_master"]["addr"], cluster.addr(master));
-    assert_eq!(f["new_master"]["id"], new_id);
-    assert_eq!(f["new_master"]["addr"], cluster.addr(replica));
-    assert_eq!(f["slots"], slots_before);
+    assert_eq!(f["old_master"]["id"], s.old_id);
+    assert_eq!(f["old_master"]["addr"], cluster.addr(s.master));
+    assert_eq!(f["new_master"]["id"], s.new_id);
+    assert_eq!(f["new_master"]["addr"], cluster.addr(s.replica));
+    assert_eq!(f["slots"], s.slots_before);
     assert_eq!(f["trigger"], "automatic");
     assert_eq!(f["cluster"], "default");
-    assert_eq!(f["key"], format!("failover/{new_id}/{}", f["config_epoch"]));
+    assert_eq!(
+        f["key"],
+        format!("failover/{}/{}", s.new_id, f["config_epoch"])
+    );
     let duration = f["duration_seconds"].as_f64().unwrap();
     assert!((1.0..10.0).contains(&duration), "duration {duration}");
     assert!(f["first_failure_seen"].is_string());
@@ -154,46 +198,63 @@ fn killed_master_gives_one_automatic_failover_then_rejoins_as_replica() {
         f["possible_data_loss_bytes"].as_i64().unwrap(),
         (last - at).max(0)
     );
-    assert!(acked.load(Ordering::Relaxed) > 0, "writes were running");
+    f.clone()
+}
 
-    let won = election_won_at(&cluster.log(replica)).expect("election log line");
-    let latency = seen_at.unwrap().duration_since(won).unwrap_or_default();
-    let since_kill = seen_at.unwrap().duration_since(killed).unwrap_or_default();
+/// With a 1 s poll interval the promotion is seen by the next poll (a generous bound for busy
+/// CI), measured from the replica's "Failover election won" log line.
+fn check_detection_latency(
+    cluster: &RedisCluster,
+    s: &Shard,
+    f: &Value,
+    killed: SystemTime,
+    seen_at: SystemTime,
+) {
+    let duration = f["duration_seconds"].as_f64().unwrap();
+    let won = election_won_at(&cluster.log(s.replica)).expect("election log line");
+    let latency = seen_at.duration_since(won).unwrap_or_default();
+    let since_kill = seen_at.duration_since(killed).unwrap_or_default();
     println!(
         "detection: failover on /events {:.3}s after 'Failover election won' ({:.3}s after kill -9), duration_seconds {duration:.3}, possible_data_loss_bytes {}",
         latency.as_secs_f64(),
         since_kill.as_secs_f64(),
         f["possible_data_loss_bytes"]
     );
-    // 1 s poll interval: the promotion is seen by the next poll (a generous bound for busy CI).
     assert!(latency < Duration::from_millis(2500), "latency {latency:?}");
+}
 
-    // Other kinds from the same failure.
-    let fail = wait_event(&e, Duration::from_secs(5), "node_fail", |ev| {
-        ev["kind"] == "node_fail" && ev["node"]["id"] == old_id
+/// The same failure also gives a node_fail event; later polls do not re-announce the failover.
+fn check_node_fail_and_no_second_failover(e: &Exporter, s: &Shard) {
+    let fail = wait_event(e, Duration::from_secs(5), "node_fail", |ev| {
+        ev["kind"] == "node_fail" && ev["node"]["id"] == s.old_id
     });
     assert!(!fail["reported_by"].as_array().unwrap().is_empty());
-    // Later polls do not re-announce it.
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(of_kind(&e, "failover").len(), 1);
+    assert_eq!(of_kind(e, "failover").len(), 1);
+}
 
-    // The old master comes back as a replica of the new one.
-    cluster.restart(master);
+/// The old master comes back as a replica of the new one: role_changed, then node_recovered.
+fn old_master_rejoins_as_replica(cluster: &mut RedisCluster, e: &Exporter, s: &Shard) {
+    cluster.restart(s.master);
     wait_event(
-        &e,
+        e,
         Duration::from_secs(20),
         "role_changed of the old master",
         |ev| {
             ev["kind"] == "role_changed"
-                && ev["node"]["id"] == old_id
-                && ev["to_master_id"] == new_id
+                && ev["node"]["id"] == s.old_id
+                && ev["to_master_id"] == s.new_id
         },
     );
-    wait_event(&e, Duration::from_secs(20), "node_recovered", |ev| {
-        ev["kind"] == "node_recovered" && ev["node"]["id"] == old_id
+    wait_event(e, Duration::from_secs(20), "node_recovered", |ev| {
+        ev["kind"] == "node_recovered" && ev["node"]["id"] == s.old_id
     });
-    // Ids strictly increase; metrics count it.
-    let all = events(&e, "");
+}
+
+/// Event ids strictly increase; the metrics count one automatic failover; every event is also
+/// one structured log line.
+fn check_event_ids_metrics_and_log(e: &Exporter) {
+    let all = events(e, "");
     let ids: Vec<u64> = all.iter().map(|ev| ev["id"].as_u64().unwrap()).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
     let body = e.metrics();
@@ -222,7 +283,6 @@ fn killed_master_gives_one_automatic_failover_then_rejoins_as_replica() {
         Some(1.0)
     );
     assert!(metric_value(&body, "redis_cluster_last_failover_timestamp_seconds", &[]).is_some());
-    // Every event is also one structured log line.
     assert!(
         e.output().contains("automatic failover: replica"),
         "{}",

@@ -93,7 +93,7 @@ fn owned(cluster: &RedisCluster, m: usize) -> Vec<(u16, u16)> {
 
 /// Per master: `WRITTEN` hash tags in slots it owns, the k-th (from 1) with k keys, written in
 /// one pipeline. Returns master -> [(tag, slot, keys)].
-fn write_keys(cluster: &RedisCluster) -> BTreeMap<usize, Vec<(String, u16, usize)>> {
+fn write_keys(cluster: &RedisCluster) -> Written {
     let mut out = BTreeMap::new();
     for m in cluster.masters() {
         let ranges = owned(cluster, m);
@@ -178,6 +178,9 @@ fn promtool_findings(body: &str) -> Vec<String> {
         .collect()
 }
 
+/// Per master: the tags written by `write_keys` as (tag, slot, keys).
+type Written = BTreeMap<usize, Vec<(String, u16, usize)>>;
+
 #[test]
 fn valkey91_hot_slots_match_countkeysinslot_and_counters_grow_when_enabled() {
     let test = "valkey91_hot_slots_match_countkeysinslot_and_counters_grow_when_enabled";
@@ -194,9 +197,30 @@ fn valkey91_hot_slots_match_countkeysinslot_and_counters_grow_when_enabled() {
     let body = e.wait_metrics(WAIT, "the top slots of every master", |b| {
         by_slot(b, KEYS).len() == HOT * masters.len()
     });
+    check_top_slots_match_countkeysinslot(&cluster, &written, &body);
+    check_disabled_slot_stats_and_valkey_info_fields(&cluster, &body);
 
-    let keys = by_slot(&body, KEYS);
-    for (&m, planned) in &written {
+    let traffic = |rounds: usize| send_traffic(&cluster, &written, rounds);
+    let hottest: Vec<(String, u16)> = written
+        .iter()
+        .map(|(&m, p)| (cluster.addr(m), p.last().expect("slots").1))
+        .collect();
+    let after = enable_slot_stats_until_counters_grow(&cluster, &masters, &e, &hottest, &traffic);
+    check_slot_families_capped_and_typed(&after);
+    check_slot_stats_asked_of_masters_only(&cluster, &masters);
+    let findings = promtool_findings(&after);
+    assert!(findings.is_empty(), "promtool: {findings:?}");
+
+    hottest_slots_panel_answers(&e, &hottest, &traffic);
+    acl_without_slot_stats_costs_only_the_hot_slots(&cluster);
+    frozen_replica_is_flagged_but_no_voter(&cluster, &e);
+}
+
+/// Each master's top `HOT` slots are the ones written with the most keys, each with the key
+/// count CLUSTER COUNTKEYSINSLOT gives; replicas have no hot-slot series.
+fn check_top_slots_match_countkeysinslot(cluster: &RedisCluster, written: &Written, body: &str) {
+    let keys = by_slot(body, KEYS);
+    for (&m, planned) in written {
         let addr = cluster.addr(m);
         let mut expected: Vec<(u16, f64)> = planned
             .iter()
@@ -214,7 +238,7 @@ fn valkey91_hot_slots_match_countkeysinslot_and_counters_grow_when_enabled() {
         for (slot, v) in seen {
             assert_eq!(
                 v,
-                count_keys_in_slot(&cluster, m, slot),
+                count_keys_in_slot(cluster, m, slot),
                 "{addr} slot {slot}"
             );
         }
@@ -226,40 +250,52 @@ fn valkey91_hot_slots_match_countkeysinslot_and_counters_grow_when_enabled() {
             "replica {addr} has hot-slot series"
         );
     }
-    // cluster-slot-stats-enabled is off by default: no CPU or network families at all.
+}
+
+/// cluster-slot-stats-enabled is off by default: no CPU or network families at all; Valkey's
+/// extra CLUSTER INFO fields are there for every node; no poll errors.
+fn check_disabled_slot_stats_and_valkey_info_fields(cluster: &RedisCluster, body: &str) {
     for family in [CPU, NET_IN, NET_OUT] {
         assert!(
-            metric_samples(&body, family).is_empty(),
+            metric_samples(body, family).is_empty(),
             "{family} while disabled"
         );
     }
     for family in VALKEY_INFO {
         assert_eq!(
-            metric_samples(&body, family).len(),
+            metric_samples(body, family).len(),
             cluster.node_count(),
             "{family} on every node"
         );
     }
-    assert_no_poll_errors(&body);
+    assert_no_poll_errors(body);
+}
 
-    // On: the next key-count reply shows the fields, the round after asks for them too.
-    for &m in &masters {
+/// `rounds` GETs of each master's hottest written tag, in one pipeline per master.
+fn send_traffic(cluster: &RedisCluster, written: &Written, rounds: usize) {
+    for (&m, planned) in written {
+        let (tag, _, n) = planned.last().expect("slots written");
+        let cmds: Vec<Vec<String>> = (0..rounds)
+            .map(|i| vec!["GET".into(), format!("{{{tag}}}:{}", i % n)])
+            .collect();
+        assert_eq!(pipe_commands(cluster.port(m), None, &cmds).errors, 0);
+    }
+}
+
+/// Turns cluster-slot-stats-enabled on: the next key-count reply shows the fields, the round
+/// after asks for them too. Waits until the hottest slots have CPU and network counters, sends
+/// more traffic and returns the first /metrics where all of them grew.
+fn enable_slot_stats_until_counters_grow(
+    cluster: &RedisCluster,
+    masters: &[usize],
+    e: &Exporter,
+    hottest: &[(String, u16)],
+    traffic: &dyn Fn(usize),
+) -> String {
+    for &m in masters {
         cluster.cli(m, &["CONFIG", "SET", "cluster-slot-stats-enabled", "yes"]);
     }
-    let traffic = |rounds: usize| {
-        for (&m, planned) in &written {
-            let (tag, _, n) = planned.last().expect("slots written");
-            let cmds: Vec<Vec<String>> = (0..rounds)
-                .map(|i| vec!["GET".into(), format!("{{{tag}}}:{}", i % n)])
-                .collect();
-            assert_eq!(pipe_commands(cluster.port(m), None, &cmds).errors, 0);
-        }
-    };
     traffic(200);
-    let hottest: Vec<(String, u16)> = written
-        .iter()
-        .map(|(&m, p)| (cluster.addr(m), p.last().expect("slots").1))
-        .collect();
     let has_all = |b: &str, family: &str| {
         let v = by_slot(b, family);
         hottest.iter().all(|k| v.get(k).is_some_and(|x| *x > 0.0))
@@ -268,15 +304,19 @@ fn valkey91_hot_slots_match_countkeysinslot_and_counters_grow_when_enabled() {
         [CPU, NET_IN, NET_OUT].iter().all(|f| has_all(b, f))
     });
     traffic(200);
-    let after = e.wait_metrics(WAIT, "the counters to grow", |b| {
+    e.wait_metrics(WAIT, "the counters to grow", |b| {
         [CPU, NET_IN, NET_OUT].iter().all(|f| {
             let (old, new) = (by_slot(&before, f), by_slot(b, f));
             hottest.iter().all(|k| new.get(k) > old.get(k))
         })
-    });
+    })
+}
+
+/// At most `HOT` series per node and family; CPU a counter, keys a gauge; no poll errors.
+fn check_slot_families_capped_and_typed(after: &str) {
     for family in [KEYS, CPU, NET_IN, NET_OUT] {
         let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
-        for (a, _) in by_slot(&after, family).keys() {
+        for (a, _) in by_slot(after, family).keys() {
             *per_node.entry(a.clone()).or_default() += 1;
         }
         assert!(
@@ -292,8 +332,11 @@ fn valkey91_hot_slots_match_countkeysinslot_and_counters_grow_when_enabled() {
         after.contains(&format!("# TYPE {KEYS} gauge")),
         "keys is a gauge"
     );
-    assert_no_poll_errors(&after);
-    // Replicas were asked once, on the first poll (role not known yet); masters every round.
+    assert_no_poll_errors(after);
+}
+
+/// Replicas were asked once, on the first poll (role not known yet); masters every round.
+fn check_slot_stats_asked_of_masters_only(cluster: &RedisCluster, masters: &[usize]) {
     let calls = |i: usize| -> u64 {
         let stats = cluster.info(i, "commandstats");
         let line = stats.get("cmdstat_cluster|slot-stats").cloned();
@@ -305,21 +348,18 @@ fn valkey91_hot_slots_match_countkeysinslot_and_counters_grow_when_enabled() {
     for r in cluster.replicas() {
         assert_eq!(calls(r), 1, "CLUSTER SLOT-STATS calls on replica {r}");
     }
-    for &m in &masters {
+    for &m in masters {
         assert!(
             calls(m) > 3,
             "CLUSTER SLOT-STATS calls on master {m}: {}",
             calls(m)
         );
     }
-    let findings = promtool_findings(&after);
-    assert!(findings.is_empty(), "promtool: {findings:?}");
+}
 
-    hottest_slots_panel_answers(&e, &hottest, &traffic);
-    acl_without_slot_stats_costs_only_the_hot_slots(&cluster);
-
-    // A frozen replica: the others count it as PFAIL, then (once enough masters agree) FAIL;
-    // either is seen, never among the voters (slot-owning masters).
+/// A frozen replica: the others count it as PFAIL, then (once enough masters agree) FAIL;
+/// either is seen, never among the voters (slot-owning masters).
+fn frozen_replica_is_flagged_but_no_voter(cluster: &RedisCluster, e: &Exporter) {
     let r = cluster.replicas()[0];
     cluster.stop(r);
     let flagged = |b: &str, families: &[&str]| -> f64 {

@@ -353,15 +353,74 @@ fn check_annotations(a: &AmAlert, problems: &mut Vec<String>) {
     }
 }
 
+/// Everything the phases share: the stack (dropped, and so killed, when the test ends) and the
+/// problems found so far.
+struct Stack {
+    clock: Clock,
+    cluster: RedisCluster,
+    exporter: Exporter,
+    am: Alertmanager,
+    prom: Prometheus,
+    /// When Prometheus started: the start of every range query.
+    window_start: f64,
+    problems: Vec<String>,
+}
+
+/// The `for:` of the two outage alerts, as Prometheus loaded them.
+struct OutageRules {
+    state_fail_for: Duration,
+    node_down_for: Duration,
+}
+
+/// The master and replica the outage phase killed, with their addresses, what Alertmanager
+/// showed while they were down, and how long the test waited for it.
+struct Outage {
+    m2: usize,
+    r2: usize,
+    addr_m2: String,
+    addr_r2: String,
+    /// RedisClusterStateFail was active at some poll.
+    state_fail_seen: bool,
+    /// RedisClusterNodeDown was there for both nodes at some poll.
+    node_down_seen: bool,
+    state_fail_deadline: Duration,
+    node_down_deadline: Duration,
+}
+
 #[test]
 fn monitoring_stack_end_to_end() {
-    let clock = Clock(Instant::now());
-    let mut problems: Vec<String> = Vec::new();
+    let mut s = start_stack();
+    let rules = check_wiring(&s);
+    build_history(&s);
+    let healed_at = automatic_failover(&mut s);
+    let failover_metric = check_failover_metrics(&mut s);
+    wait_prometheus_scraped_healed_cluster(&s, healed_at);
+    check_failover_in_prometheus(&mut s, failover_metric);
+    s.clock
+        .log("Prometheus has the post-failover state; running the dashboard queries");
+    let dash = check_dashboards(&s.prom, s.window_start, &s.clock);
+    s.problems.extend(dash);
+    check_cluster_variable_and_rule_health(&mut s);
+    check_failover_alert_pages_nobody(&mut s, failover_metric);
+    let (outage, alerts) = kill_master_and_replica_until_alerts(&mut s, &rules);
+    check_outage_alerts(&mut s, &outage, &alerts);
+    recover_and_wait_alerts_resolved(&mut s, &outage);
+    check_tool_logs(&mut s);
 
-    // ---- the stack ------------------------------------------------------------------------
+    assert!(
+        s.problems.is_empty(),
+        "{} problem(s):\n  {}",
+        s.problems.len(),
+        s.problems.join("\n  ")
+    );
+}
+
+/// The stack: a 3x1 cluster with keys, the exporter, Alertmanager and Prometheus.
+fn start_stack() -> Stack {
+    let clock = Clock(Instant::now());
     // maxmemory: the "Memory used vs maxmemory" / "% of maxmemory" panels only graph nodes with a
     // limit (redis_memory_max_bytes > 0); 64 MiB is far above what the test stores.
-    let mut cluster = RedisCluster::start(ClusterOptions {
+    let cluster = RedisCluster::start(ClusterOptions {
         extra_args: vec!["--maxmemory".into(), "64mb".into()],
         ..Default::default()
     });
@@ -381,8 +440,8 @@ fn monitoring_stack_end_to_end() {
         &[],
     );
     exporter.wait_ready(Duration::from_secs(30));
-    let mut am = Alertmanager::start();
-    let mut prom = Prometheus::start(&format!("127.0.0.1:{}", exporter.port()), &am.addr());
+    let am = Alertmanager::start();
+    let prom = Prometheus::start(&format!("127.0.0.1:{}", exporter.port()), &am.addr());
     let window_start = unix_now();
     clock.log(&format!(
         "exporter :{}, alertmanager :{}, prometheus :{} up",
@@ -390,12 +449,24 @@ fn monitoring_stack_end_to_end() {
         am.port(),
         prom.port()
     ));
+    Stack {
+        clock,
+        cluster,
+        exporter,
+        am,
+        prom,
+        window_start,
+        problems: Vec::new(),
+    }
+}
 
-    // ---- 1. wiring --------------------------------------------------------------------------
-    let exporter_url = format!("http://127.0.0.1:{}/metrics", exporter.port());
+/// Phase 1: Prometheus scrapes the exporter, knows Alertmanager, and loaded exactly the repo's
+/// alerts; returns the `for:` of the alerts phase 3 waits for.
+fn check_wiring(s: &Stack) -> OutageRules {
+    let exporter_url = format!("http://127.0.0.1:{}/metrics", s.exporter.port());
     let mut last_targets = Vec::new();
     let scraped = poll_until(Duration::from_secs(30), Duration::from_millis(250), || {
-        last_targets = prom.targets().unwrap_or_default();
+        last_targets = s.prom.targets().unwrap_or_default();
         last_targets
             .iter()
             .any(|(url, health, _)| *url == exporter_url && health == "up")
@@ -404,17 +475,17 @@ fn monitoring_stack_end_to_end() {
         scraped,
         "Prometheus does not scrape {exporter_url} successfully: targets {last_targets:?}"
     );
-    let am_url_prefix = format!("http://{}/", am.addr());
+    let am_url_prefix = format!("http://{}/", s.am.addr());
     let mut last_ams = Vec::new();
     let am_known = poll_until(Duration::from_secs(30), Duration::from_millis(250), || {
-        last_ams = prom.alertmanagers().unwrap_or_default();
+        last_ams = s.prom.alertmanagers().unwrap_or_default();
         last_ams.iter().any(|u| u.starts_with(&am_url_prefix))
     });
     assert!(
         am_known,
         "Prometheus does not know Alertmanager {am_url_prefix}: {last_ams:?}"
     );
-    let rules = prom.rules().expect("GET /api/v1/rules");
+    let rules = s.prom.rules().expect("GET /api/v1/rules");
     let loaded: BTreeSet<String> = rules
         .iter()
         .filter(|r| r.kind == "alerting")
@@ -433,32 +504,41 @@ fn monitoring_stack_end_to_end() {
             .unwrap_or_else(|| panic!("rule {name} not loaded"));
         Duration::from_secs_f64(r.duration)
     };
-    let state_fail_for = rule_for("RedisClusterStateFail");
-    let node_down_for = rule_for("RedisClusterNodeDown");
-    clock.log(&format!(
+    let out = OutageRules {
+        state_fail_for: rule_for("RedisClusterStateFail"),
+        node_down_for: rule_for("RedisClusterNodeDown"),
+    };
+    s.clock.log(&format!(
         "wiring ok: target up, alertmanager known, {} alerts loaded",
         loaded.len()
     ));
+    out
+}
 
-    // A little history before the failover (rate()/increase() windows, state timelines).
+/// A little history before the failover (rate()/increase() windows, state timelines).
+fn build_history(s: &Stack) {
     let have_all = poll_until(Duration::from_secs(30), Duration::from_millis(500), || {
         scalar(
-            &prom,
+            &s.prom,
             &format!("count(redis_up{{cluster=\"{CLUSTER}\"}} == 1)"),
         ) == Some(6.0)
     });
     assert!(have_all, "Prometheus never saw 6 nodes up");
     for _ in 0..3 {
-        read_keys(&cluster);
+        read_keys(&s.cluster);
         std::thread::sleep(Duration::from_secs(3));
     }
+}
 
-    // ---- 2. one automatic failover, then the dashboards --------------------------------------
+/// Phase 2: kill -9 a master, wait for its replica's promotion, restart the old master and wait
+/// until it rejoined as a replica; returns when the cluster was healed (Unix seconds).
+fn automatic_failover(s: &mut Stack) -> f64 {
+    let cluster = &mut s.cluster;
     let masters = cluster.masters();
     assert_eq!(masters.len(), 3, "masters: {masters:?}");
     let m = masters[0];
     let r = cluster.replica_of(m).expect("master has a replica");
-    clock.log(&format!(
+    s.clock.log(&format!(
         "failover: kill -9 master {} (replica {})",
         cluster.addr(m),
         cluster.addr(r)
@@ -480,7 +560,8 @@ fn monitoring_stack_end_to_end() {
                 .unwrap_or(false)
         },
     );
-    clock.log("replica promoted, cluster ok; restarting the old master");
+    s.clock
+        .log("replica promoted, cluster ok; restarting the old master");
     cluster.restart(m);
     cluster.wait_healthy(Duration::from_secs(60));
     assert_eq!(
@@ -489,26 +570,32 @@ fn monitoring_stack_end_to_end() {
         "old master should rejoin as a replica of the promoted one"
     );
     let healed_at = unix_now();
-    clock.log("old master rejoined as replica, cluster healthy");
+    s.clock
+        .log("old master rejoined as replica, cluster healthy");
+    healed_at
+}
 
-    // The exporter's failover metrics (required by the failover dashboard and alerts).
-    // The exporter's failover metrics (required by the failover dashboard and alerts): some
-    // failover counted at once, and counted as what it was, `automatic`.
-    let failovers_by_trigger = |body: &str| -> BTreeMap<String, f64> {
-        metric_samples(body, "redis_cluster_failovers_total")
-            .into_iter()
-            .filter(|(l, _)| l.get("cluster").map(String::as_str) == Some(CLUSTER))
-            .map(|(l, v)| (l.get("trigger").cloned().unwrap_or_default(), v))
-            .collect()
-    };
+/// `redis_cluster_failovers_total` of this test's cluster by `trigger`.
+fn failovers_by_trigger(body: &str) -> BTreeMap<String, f64> {
+    metric_samples(body, "redis_cluster_failovers_total")
+        .into_iter()
+        .filter(|(l, _)| l.get("cluster").map(String::as_str) == Some(CLUSTER))
+        .map(|(l, v)| (l.get("trigger").cloned().unwrap_or_default(), v))
+        .collect()
+}
+
+/// The exporter's failover metrics (required by the failover dashboard and alerts): some
+/// failover counted at once, and counted as what it was, `automatic`. Returns whether any
+/// failover was counted.
+fn check_failover_metrics(s: &mut Stack) -> bool {
     let failover_metric = poll_until(Duration::from_secs(15), Duration::from_millis(250), || {
-        failovers_by_trigger(&exporter.metrics())
+        failovers_by_trigger(&s.exporter.metrics())
             .values()
             .sum::<f64>()
             >= 1.0
     });
     // What the exporter made of it (shown for diagnosis whatever the outcome).
-    let body = exporter.metrics();
+    let body = s.exporter.metrics();
     for l in body.lines().filter(|l| {
         !l.starts_with('#')
             && (l.starts_with("redis_cluster_failover")
@@ -517,7 +604,7 @@ fn monitoring_stack_end_to_end() {
     }) {
         eprintln!("  exporter: {l}");
     }
-    let (_, _, events) = exporter.get("/events");
+    let (_, _, events) = s.exporter.get("/events");
     for e in serde_json::from_str::<Value>(&events)
         .ok()
         .and_then(|v| v.as_array().cloned())
@@ -525,21 +612,25 @@ fn monitoring_stack_end_to_end() {
     {
         eprintln!("  event: {e}");
     }
-    let by_trigger = failovers_by_trigger(&exporter.metrics());
+    let by_trigger = failovers_by_trigger(&s.exporter.metrics());
     if by_trigger.get("automatic").copied().unwrap_or(0.0) < 1.0 {
-        problems.push(format!(
+        s.problems.push(format!(
             "exporter: after kill -9 of a master and its replica's election, \
              redis_cluster_failovers_total{{trigger=\"automatic\"}} should be >= 1; by trigger: \
              {by_trigger:?}"
         ));
     }
-    // Prometheus must have scraped the healed cluster (a poll that started after it healed) and
-    // one more scrape after that.
+    failover_metric
+}
+
+/// Prometheus must have scraped the healed cluster (a poll that started after it healed) and
+/// one more scrape after that.
+fn wait_prometheus_scraped_healed_cluster(s: &Stack, healed_at: f64) {
     let post_heal =
         format!("max(redis_exporter_last_poll_timestamp_seconds{{cluster=\"{CLUSTER}\"}})");
     let mut first_after = None;
     let settled = poll_until(Duration::from_secs(30), Duration::from_millis(500), || {
-        let Some(t) = scalar(&prom, &post_heal) else {
+        let Some(t) = scalar(&s.prom, &post_heal) else {
             return false;
         };
         match first_after {
@@ -555,46 +646,53 @@ fn monitoring_stack_end_to_end() {
         settled,
         "Prometheus did not scrape the healed cluster twice"
     );
-    if failover_metric {
-        let in_prom = poll_until(Duration::from_secs(15), Duration::from_millis(500), || {
-            scalar(
-                &prom,
-                &format!("sum(redis_cluster_failovers_total{{cluster=\"{CLUSTER}\"}})"),
-            )
-            .is_some_and(|v| v >= 1.0)
-        });
-        if !in_prom {
-            problems.push("Prometheus did not ingest redis_cluster_failovers_total".into());
-        }
+}
+
+/// Prometheus ingested the failover counter (when the exporter counted one).
+fn check_failover_in_prometheus(s: &mut Stack, failover_metric: bool) {
+    if !failover_metric {
+        return;
     }
-    clock.log("Prometheus has the post-failover state; running the dashboard queries");
+    let in_prom = poll_until(Duration::from_secs(15), Duration::from_millis(500), || {
+        scalar(
+            &s.prom,
+            &format!("sum(redis_cluster_failovers_total{{cluster=\"{CLUSTER}\"}})"),
+        )
+        .is_some_and(|v| v >= 1.0)
+    });
+    if !in_prom {
+        s.problems
+            .push("Prometheus did not ingest redis_cluster_failovers_total".into());
+    }
+}
 
-    problems.extend(check_dashboards(&prom, window_start, &clock));
-
+/// The dashboards' $cluster variable offers this cluster, and every rule (evaluated several
+/// times by now) evaluates without error.
+fn check_cluster_variable_and_rule_health(s: &mut Stack) {
     // The dashboards' $cluster variable: label_values(redis_up, cluster).
-    match prom.label_values("cluster", "redis_up") {
+    match s.prom.label_values("cluster", "redis_up") {
         Ok(v) if v.iter().any(|c| c == CLUSTER) => {}
-        other => problems.push(format!(
+        other => s.problems.push(format!(
             "variable query label_values(redis_up, cluster) does not offer {CLUSTER:?}: {other:?}"
         )),
     }
-
-    // Every rule has been evaluated several times by now, and none may fail to evaluate.
-    for r in prom.rules().expect("GET /api/v1/rules") {
+    for r in s.prom.rules().expect("GET /api/v1/rules") {
         if r.health != "ok" || !r.last_error.is_empty() {
-            problems.push(format!(
+            s.problems.push(format!(
                 "rule {}/{} health {:?}: {}",
                 r.group, r.name, r.health, r.last_error
             ));
         }
     }
+}
 
-    // The failover raises the info alert (no `for:`; its new-series branch catches the counter's
-    // first appearance) ...
+/// The failover raises the info alert (no `for:`; its new-series branch catches the counter's
+/// first appearance) and pages nobody: no critical alert fired at any time during it.
+fn check_failover_alert_pages_nobody(s: &mut Stack, failover_metric: bool) {
     if failover_metric {
         let mut seen = Vec::new();
         let ok = poll_until(Duration::from_secs(20), Duration::from_secs(1), || {
-            seen = am.alerts().unwrap_or_default();
+            seen = s.am.alerts().unwrap_or_default();
             !find(
                 &seen,
                 "RedisClusterFailover",
@@ -604,52 +702,62 @@ fn monitoring_stack_end_to_end() {
         });
         if ok {
             for a in find(&seen, "RedisClusterFailover", &[("cluster", CLUSTER)]) {
-                check_annotations(a, &mut problems);
+                check_annotations(a, &mut s.problems);
             }
-            clock.log("RedisClusterFailover is in Alertmanager");
+            s.clock.log("RedisClusterFailover is in Alertmanager");
         } else {
-            problems.push(format!(
+            s.problems.push(format!(
                 "RedisClusterFailover{{severity=\"info\"}} not in Alertmanager after the failover; \
                  alerts: {:?}",
                 seen.iter().map(|a| &a.labels).collect::<Vec<_>>()
             ));
         }
     }
-    // ... and pages nobody: no critical alert fired at any time during it.
     let critical =
         format!("ALERTS{{alertstate=\"firing\",severity=\"critical\",cluster=\"{CLUSTER}\"}}");
-    match prom.query_range(&critical, window_start, unix_now(), 5.0) {
-        Ok(s) if s.is_empty() => {}
-        other => problems.push(format!(
+    match s
+        .prom
+        .query_range(&critical, s.window_start, unix_now(), 5.0)
+    {
+        Ok(series) if series.is_empty() => {}
+        other => s.problems.push(format!(
             "an automatic failover fired a critical alert: {other:?}"
         )),
     }
-    am.assert_running();
-    prom.assert_running();
+    s.am.assert_running();
+    s.prom.assert_running();
+}
 
-    // ---- 3. outage: a master and its replica down --------------------------------------------
-    let m2 = *cluster.masters().first().expect("a master");
-    let r2 = cluster
+/// Phase 3: kill -9 a master and its replica, then poll Alertmanager until
+/// RedisClusterStateFail is active and RedisClusterNodeDown is there for both nodes, or their
+/// deadlines passed; returns the killed pair and the last alerts seen.
+fn kill_master_and_replica_until_alerts(
+    s: &mut Stack,
+    rules: &OutageRules,
+) -> (Outage, Vec<AmAlert>) {
+    let m2 = *s.cluster.masters().first().expect("a master");
+    let r2 = s
+        .cluster
         .replica_of(m2)
         .expect("every master has a replica again");
-    let (addr_m2, addr_r2) = (cluster.addr(m2), cluster.addr(r2));
-    clock.log(&format!(
+    let (addr_m2, addr_r2) = (s.cluster.addr(m2), s.cluster.addr(r2));
+    s.clock.log(&format!(
         "outage: kill -9 master {addr_m2} and its replica {addr_r2}"
     ));
-    cluster.kill(m2);
-    cluster.kill(r2);
+    s.cluster.kill(m2);
+    s.cluster.kill(r2);
     let killed_at = Instant::now();
 
     // Deadlines: the rule's `for:` plus detection (node timeout 2s, poll 1s), one scrape and a few
     // evaluation intervals (5s each) and the push to Alertmanager, with a generous margin.
-    let state_fail_deadline = state_fail_for + Duration::from_secs(90);
-    let node_down_deadline = node_down_for + Duration::from_secs(60);
+    let state_fail_deadline = rules.state_fail_for + Duration::from_secs(90);
+    let node_down_deadline = rules.node_down_for + Duration::from_secs(60);
     let mut state_fail_at = None;
     let mut node_down_at = None;
     let alerts = loop {
-        let alerts = am
-            .alerts()
-            .unwrap_or_else(|e| panic!("GET /api/v2/alerts: {e}"));
+        let alerts =
+            s.am.alerts()
+                .unwrap_or_else(|e| panic!("GET /api/v2/alerts: {e}"));
         if state_fail_at.is_none()
             && find(
                 &alerts,
@@ -660,7 +768,7 @@ fn monitoring_stack_end_to_end() {
             .any(|a| a.state == "active")
         {
             state_fail_at = Some(killed_at.elapsed());
-            clock.log(&format!(
+            s.clock.log(&format!(
                 "RedisClusterStateFail active in Alertmanager {:.1}s after the kill",
                 killed_at.elapsed().as_secs_f64()
             ));
@@ -676,7 +784,7 @@ fn monitoring_stack_end_to_end() {
             })
         {
             node_down_at = Some(killed_at.elapsed());
-            clock.log(&format!(
+            s.clock.log(&format!(
                 "RedisClusterNodeDown in Alertmanager for both nodes {:.1}s after the kill",
                 killed_at.elapsed().as_secs_f64()
             ));
@@ -689,32 +797,67 @@ fn monitoring_stack_end_to_end() {
         }
         std::thread::sleep(Duration::from_secs(1));
     };
-    let names = |alerts: &[AmAlert]| -> Vec<String> {
-        alerts
-            .iter()
-            .map(|a| format!("{}{{addr={:?}}} {}", a.name(), a.label("addr"), a.state))
-            .collect()
+    let outage = Outage {
+        m2,
+        r2,
+        addr_m2,
+        addr_r2,
+        state_fail_seen: state_fail_at.is_some(),
+        node_down_seen: node_down_at.is_some(),
+        state_fail_deadline,
+        node_down_deadline,
     };
-    if state_fail_at.is_none() {
-        problems.push(format!(
+    (outage, alerts)
+}
+
+/// `name{addr=...} state` of each alert, for problem messages.
+fn alert_names(alerts: &[AmAlert]) -> Vec<String> {
+    alerts
+        .iter()
+        .map(|a| format!("{}{{addr={:?}}} {}", a.name(), a.label("addr"), a.state))
+        .collect()
+}
+
+/// The outage's alerts arrived, with expanded annotations, and the critical one is routed to
+/// the on-call receiver; prints each alert and runbook for diagnosis.
+fn check_outage_alerts(s: &mut Stack, o: &Outage, alerts: &[AmAlert]) {
+    if !o.state_fail_seen {
+        s.problems.push(format!(
             "RedisClusterStateFail{{cluster=\"{CLUSTER}\",severity=\"critical\"}} not active in \
-             Alertmanager within {state_fail_deadline:?} of killing a master and its replica; \
+             Alertmanager within {:?} of killing a master and its replica; \
              alerts: {:?}",
-            names(&alerts)
+            o.state_fail_deadline,
+            alert_names(alerts)
         ));
     }
-    if node_down_at.is_none() {
-        problems.push(format!(
-            "RedisClusterNodeDown not in Alertmanager for both {addr_m2} and {addr_r2} within \
-             {node_down_deadline:?}; alerts: {:?}",
-            names(&alerts)
+    if !o.node_down_seen {
+        s.problems.push(format!(
+            "RedisClusterNodeDown not in Alertmanager for both {} and {} within \
+             {:?}; alerts: {:?}",
+            o.addr_m2,
+            o.addr_r2,
+            o.node_down_deadline,
+            alert_names(alerts)
         ));
     }
     for a in alerts.iter().filter(|a| a.label("cluster") == CLUSTER) {
-        check_annotations(a, &mut problems);
+        check_annotations(a, &mut s.problems);
     }
+    print_alerts(alerts);
+    for a in find(alerts, "RedisClusterStateFail", &[("cluster", CLUSTER)]) {
+        if a.receivers != ["redis-oncall"] {
+            s.problems.push(format!(
+                "critical RedisClusterStateFail routed to {:?}, expected redis-oncall",
+                a.receivers
+            ));
+        }
+    }
+}
+
+/// Prints each alert's runbook (once per alert name) and every alert with its routing.
+fn print_alerts(alerts: &[AmAlert]) {
     let mut shown = BTreeSet::new();
-    for a in &alerts {
+    for a in alerts {
         if shown.insert(a.name().to_string()) {
             eprintln!(
                 "  {} runbook: {}",
@@ -727,7 +870,7 @@ fn monitoring_stack_end_to_end() {
         }
     }
     eprintln!("  alerts during the outage:");
-    for a in &alerts {
+    for a in alerts {
         eprintln!(
             "    {} {:?} {} receivers={:?} inhibited_by={:?}",
             a.name(),
@@ -740,44 +883,42 @@ fn monitoring_stack_end_to_end() {
             a.inhibited_by
         );
     }
-    for a in find(&alerts, "RedisClusterStateFail", &[("cluster", CLUSTER)]) {
-        if a.receivers != ["redis-oncall"] {
-            problems.push(format!(
-                "critical RedisClusterStateFail routed to {:?}, expected redis-oncall",
-                a.receivers
-            ));
-        }
-    }
+}
 
-    // ---- recovery ----------------------------------------------------------------------------
-    clock.log("restarting both nodes");
-    cluster.restart(m2);
-    cluster.restart(r2);
-    cluster.wait_healthy(Duration::from_secs(60));
-    clock.log("cluster healthy again; waiting for the alerts to resolve");
+/// Restarts both killed nodes and waits until every outage alert resolved in Alertmanager.
+fn recover_and_wait_alerts_resolved(s: &mut Stack, o: &Outage) {
+    s.clock.log("restarting both nodes");
+    s.cluster.restart(o.m2);
+    s.cluster.restart(o.r2);
+    s.cluster.wait_healthy(Duration::from_secs(60));
+    s.clock
+        .log("cluster healthy again; waiting for the alerts to resolve");
     let outage_alert = |a: &AmAlert| {
         a.label("cluster") == CLUSTER
             && (a.name() == "RedisClusterStateFail"
                 || (matches!(a.name(), "RedisClusterNodeDown" | "RedisClusterNodeFailed")
-                    && (a.label("addr") == addr_m2 || a.label("addr") == addr_r2)))
+                    && (a.label("addr") == o.addr_m2 || a.label("addr") == o.addr_r2)))
     };
     let mut left = Vec::new();
     let resolved = poll_until(Duration::from_secs(60), Duration::from_secs(1), || {
-        let Ok(all) = am.alerts() else { return false };
+        let Ok(all) = s.am.alerts() else { return false };
         left = all.into_iter().filter(|a| outage_alert(a)).collect();
         left.is_empty()
     });
     if resolved {
-        clock.log("outage alerts resolved in Alertmanager");
+        s.clock.log("outage alerts resolved in Alertmanager");
     } else {
-        problems.push(format!(
+        s.problems.push(format!(
             "alerts still active 60s after the cluster recovered: {:?}",
-            names(&left)
+            alert_names(&left)
         ));
     }
+}
 
-    // ---- the tools' own complaints ------------------------------------------------------------
-    let prom_log = prom.log();
+/// The tools' own complaints: template expansion failures in Prometheus' log are problems;
+/// other errors and warnings of both are printed. Both must still run.
+fn check_tool_logs(s: &mut Stack) {
+    let prom_log = s.prom.log();
     for l in prom_log.lines() {
         if l.contains("level=error") || l.contains("level=warn") {
             eprintln!("  prometheus: {l}");
@@ -785,22 +926,15 @@ fn monitoring_stack_end_to_end() {
         if l.contains("Expanding alert template failed")
             || l.contains("Error expanding alert template")
         {
-            problems.push(format!("prometheus: {l}"));
+            s.problems.push(format!("prometheus: {l}"));
         }
     }
-    for l in am.log().lines() {
+    for l in s.am.log().lines() {
         if l.contains("level=error") || l.contains("level=warn") {
             eprintln!("  alertmanager: {l}");
         }
     }
-    am.assert_running();
-    prom.assert_running();
-    clock.log("done");
-
-    assert!(
-        problems.is_empty(),
-        "{} problem(s):\n  {}",
-        problems.len(),
-        problems.join("\n  ")
-    );
+    s.am.assert_running();
+    s.prom.assert_running();
+    s.clock.log("done");
 }

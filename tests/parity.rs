@@ -361,18 +361,7 @@ fn every_peer_family_exists_with_the_same_labels_per_node() {
     let replica = cluster
         .replica_of(master)
         .expect("the master has a replica");
-    // RedisCluster::start waited for master_link_status:up on every replica; the master must
-    // also list the replica as online (redis_connected_slave_* carry slave_state).
-    wait_until(
-        Duration::from_secs(15),
-        "replica online on the master",
-        || {
-            cluster
-                .info(master, "replication")
-                .get("slave0")
-                .is_some_and(|v| v.contains("state=online"))
-        },
-    );
+    wait_replica_online_on_master(&cluster, master);
     let ours = start_ours(&cluster);
     generate_traffic(&cluster, master, replica);
 
@@ -383,7 +372,33 @@ fn every_peer_family_exists_with_the_same_labels_per_node() {
         .map(|&(_, i)| peer.scrape(cluster.port(i)))
         .collect();
     let scraped = Instant::now();
-    // Coverage of the traffic: the families it exists for are in the peer's output.
+    check_peer_output_covers_the_traffic(&nodes, &peer_bodies);
+    let reports = compare_until_clean(&cluster, &ours, &nodes, &peer_bodies, scraped);
+    let failure = print_reports_and_collect_failures(&cluster, &nodes, &reports);
+    println!("\n(took {:?})", started.elapsed());
+    assert!(
+        failure.is_empty(),
+        "our /metrics lacks redis_exporter 1.45 parity:{failure}"
+    );
+}
+
+/// RedisCluster::start waited for master_link_status:up on every replica; the master must
+/// also list the replica as online (redis_connected_slave_* carry slave_state).
+fn wait_replica_online_on_master(cluster: &RedisCluster, master: usize) {
+    wait_until(
+        Duration::from_secs(15),
+        "replica online on the master",
+        || {
+            cluster
+                .info(master, "replication")
+                .get("slave0")
+                .is_some_and(|v| v.contains("state=online"))
+        },
+    );
+}
+
+/// Coverage of the traffic: the families it exists for are in the peer's output.
+fn check_peer_output_covers_the_traffic(nodes: &[(&str, usize); 2], peer_bodies: &[String]) {
     for (fam, node) in [
         ("redis_errors_total", 0),
         ("redis_errors_total", 1),
@@ -407,30 +422,44 @@ fn every_peer_family_exists_with_the_same_labels_per_node() {
         slowlog.first().is_some_and(|(_, v)| *v >= 1.0),
         "{slowlog:?}"
     );
+}
 
-    // Our view must be at least as new as the peer's (conditional families only appear, never
-    // vanish, during this test): read until every family matches, at most ~8 s after the peer.
-    let mut reports: Vec<NodeReport>;
-    let mut our_body;
+/// Our view must be at least as new as the peer's (conditional families only appear, never
+/// vanish, during this test): read until every family matches, at most ~8 s after the peer.
+fn compare_until_clean(
+    cluster: &RedisCluster,
+    ours: &Exporter,
+    nodes: &[(&str, usize); 2],
+    peer_bodies: &[String],
+    scraped: Instant,
+) -> Vec<NodeReport> {
     loop {
-        our_body = ours.metrics();
-        reports = nodes
+        let our_body = ours.metrics();
+        let reports: Vec<NodeReport> = nodes
             .iter()
-            .zip(&peer_bodies)
+            .zip(peer_bodies)
             .map(|(&(_, i), pb)| {
-                let (t, o) = node_families(&cluster, pb, &our_body, i);
+                let (t, o) = node_families(cluster, pb, &our_body, i);
                 compare(&t, &o)
             })
             .collect();
         let clean = reports.iter().all(|r| r.problems() == 0);
         if clean || scraped.elapsed() > Duration::from_secs(8) {
-            break;
+            return reports;
         }
         std::thread::sleep(Duration::from_millis(500));
     }
+}
 
+/// Prints each node's comparison table; returns the problems of every node, by section
+/// (empty when all matched).
+fn print_reports_and_collect_failures(
+    cluster: &RedisCluster,
+    nodes: &[(&str, usize); 2],
+    reports: &[NodeReport],
+) -> String {
     let mut failure = String::new();
-    for ((role, i), r) in nodes.iter().zip(&reports) {
+    for ((role, i), r) in nodes.iter().zip(reports) {
         let addr = cluster.addr(*i);
         println!(
             "\n== {role} {addr}: {} of {} peer families match ({} excluded)",
@@ -465,11 +494,7 @@ fn every_peer_family_exists_with_the_same_labels_per_node() {
             &r.no_cluster_label,
         );
     }
-    println!("\n(took {:?})", started.elapsed());
-    assert!(
-        failure.is_empty(),
-        "our /metrics lacks redis_exporter 1.45 parity:{failure}"
-    );
+    failure
 }
 
 fn info_u64(cluster: &RedisCluster, i: usize, section: &str, key: &str) -> u64 {

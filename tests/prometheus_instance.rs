@@ -178,8 +178,32 @@ fn instance_label_per_node_and_ha_pair() {
     let clock = Clock(Instant::now());
     let mut stack = Stack::start(&clock, |_| {});
     let exporters = stack.exporter_set();
+    let mut problems: Vec<String> = Vec::new();
 
-    // Both exporters are targets of the one job and scraped fine.
+    wait_both_exporters_scraped(&stack);
+    check_redis_up_per_node(&stack, &exporters, &clock, &mut problems);
+    check_instance_variable_offers_the_nodes(&stack, &mut problems);
+    check_cluster_wide_series_keep_exporter_instance(&stack, &exporters, &mut problems);
+    stack.wait_scrapes(3, Duration::from_secs(30));
+    check_every_series_labels(&stack, &exporters, &clock, &mut problems);
+    check_no_series_written_by_both_exporters(&stack, &clock, &mut problems);
+    check_prometheus_reports_no_collision(&stack, &mut problems);
+
+    for e in &mut stack.exporters {
+        assert!(e.try_wait().is_none(), "exporter exited: {}", e.output());
+    }
+    stack.prom.assert_running();
+    clock.log("done");
+    assert!(
+        problems.is_empty(),
+        "{} problem(s):\n  {}",
+        problems.len(),
+        problems.join("\n  ")
+    );
+}
+
+/// Both exporters are targets of the one job and scraped fine.
+fn wait_both_exporters_scraped(stack: &Stack) {
     let mut last = Vec::new();
     let up = poll_until(Duration::from_secs(20), Duration::from_millis(250), || {
         last = stack.prom.targets().unwrap_or_default();
@@ -189,9 +213,15 @@ fn instance_label_per_node_and_ha_pair() {
         })
     });
     assert!(up, "both exporters should be scraped targets: {last:?}");
+}
 
-    // redis_up per node: exactly 2 series (one per exporter), each 1, addr = instance = node.
-    let mut problems: Vec<String> = Vec::new();
+/// redis_up per node: exactly 2 series (one per exporter), each 1, addr = instance = node.
+fn check_redis_up_per_node(
+    stack: &Stack,
+    exporters: &BTreeSet<String>,
+    clock: &Clock,
+    problems: &mut Vec<String>,
+) {
     let all_seen = poll_until(Duration::from_secs(20), Duration::from_millis(500), || {
         stack
             .nodes
@@ -204,7 +234,7 @@ fn instance_label_per_node_and_ha_pair() {
     for n in &stack.nodes {
         let s = query(&stack.prom, &format!("redis_up{{instance=\"{n}\"}}"));
         let by: BTreeSet<String> = s.iter().map(|x| label(x, "exporter").to_string()).collect();
-        if s.len() != 2 || by != exporters {
+        if s.len() != 2 || by != *exporters {
             problems.push(format!(
                 "redis_up{{instance=\"{n}\"}}: want 2 series, one per exporter {exporters:?}; got {:?}",
                 s.iter().map(|x| &x.labels).collect::<Vec<_>>()
@@ -224,9 +254,11 @@ fn instance_label_per_node_and_ha_pair() {
             }
         }
     }
+}
 
-    // One entry per node in `count by (instance)`; the redis_exporter dashboards' instance
-    // variable (label_values(redis_up, instance)) offers exactly the nodes.
+/// One entry per node in `count by (instance)`; the redis_exporter dashboards' instance
+/// variable (label_values(redis_up, instance)) offers exactly the nodes.
+fn check_instance_variable_offers_the_nodes(stack: &Stack, problems: &mut Vec<String>) {
     let counts: BTreeMap<String, f64> = query(&stack.prom, "count by (instance) (redis_up)")
         .iter()
         .map(|s| (label(s, "instance").to_string(), s.last()))
@@ -249,8 +281,14 @@ fn instance_label_per_node_and_ha_pair() {
             stack.nodes
         ));
     }
+}
 
-    // Cluster-wide series keep instance = the exporter (one series per exporter).
+/// Cluster-wide series keep instance = the exporter (one series per exporter).
+fn check_cluster_wide_series_keep_exporter_instance(
+    stack: &Stack,
+    exporters: &BTreeSet<String>,
+    problems: &mut Vec<String>,
+) {
     for fam in [
         "redis_cluster_config_consistent",
         "redis_exporter_last_poll_timestamp_seconds",
@@ -258,7 +296,7 @@ fn instance_label_per_node_and_ha_pair() {
     ] {
         let s = query(&stack.prom, &format!("{fam}{{job=\"{JOB}\"}}"));
         let inst: BTreeSet<String> = s.iter().map(|x| label(x, "instance").to_string()).collect();
-        if s.len() != 2 || inst != exporters {
+        if s.len() != 2 || inst != *exporters {
             problems.push(format!(
                 "{fam}: want one series per exporter with instance = the exporter {exporters:?}; got {:?}",
                 s.iter().map(|x| &x.labels).collect::<Vec<_>>()
@@ -273,11 +311,17 @@ fn instance_label_per_node_and_ha_pair() {
             }
         }
     }
+}
 
-    // A few scrapes more (5s interval), then every series the job wrote: instance = addr where
-    // addr is set, else the exporter; exporter = one of the two targets; no label of the
-    // exporter's was renamed (exported_*) because it clashed with a target label.
-    stack.wait_scrapes(3, Duration::from_secs(30));
+/// Every series the job wrote (after a few more scrapes): instance = addr where addr is set,
+/// else the exporter; exporter = one of the two targets; no label of the exporter's was renamed
+/// (exported_*) because it clashed with a target label.
+fn check_every_series_labels(
+    stack: &Stack,
+    exporters: &BTreeSet<String>,
+    clock: &Clock,
+    problems: &mut Vec<String>,
+) {
     let all = query(&stack.prom, &format!("{{job=\"{JOB}\"}}"));
     let mut per_node = 0usize;
     let mut cluster_wide = 0usize;
@@ -323,7 +367,7 @@ fn instance_label_per_node_and_ha_pair() {
             );
         }
     }
-    capped.into_problems(&mut problems);
+    capped.into_problems(problems);
     clock.log(&format!(
         "{} series from the job: {per_node} per-node, {cluster_wide} cluster-wide; per exporter {per_exporter:?}",
         all.len()
@@ -333,12 +377,18 @@ fn instance_label_per_node_and_ha_pair() {
             "expected per-node and cluster-wide series from both exporters: {per_exporter:?}"
         ));
     }
+}
 
-    // No series is written by both exporters. Two targets writing one series are NOT reported by
-    // Prometheus as long as their samples arrive in time order (they interleave silently: without
-    // the `exporter` label a node's redis_up holds both exporters' samples, 2 per scrape
-    // interval), so count raw samples: one target writes at most one sample per series per scrape,
-    // so no series may hold more samples than the most-scraped target's `up` over the same window.
+/// No series is written by both exporters. Two targets writing one series are NOT reported by
+/// Prometheus as long as their samples arrive in time order (they interleave silently: without
+/// the `exporter` label a node's redis_up holds both exporters' samples, 2 per scrape
+/// interval), so count raw samples: one target writes at most one sample per series per scrape,
+/// so no series may hold more samples than the most-scraped target's `up` over the same window.
+fn check_no_series_written_by_both_exporters(
+    stack: &Stack,
+    clock: &Clock,
+    problems: &mut Vec<String>,
+) {
     let at = unix_now();
     let window = format!("{{job=\"{JOB}\"}}[1m]");
     let raw = stack
@@ -369,14 +419,16 @@ fn instance_label_per_node_and_ha_pair() {
         }
     }
     let n_crowded = crowded.0.values().map(|(n, _)| n).sum::<usize>();
-    crowded.into_problems(&mut problems);
+    crowded.into_problems(problems);
     clock.log(&format!(
         "raw samples over 1m: {} series, scrapes per target {scrapes:?}, {n_crowded} series with more",
         raw.len()
     ));
+}
 
-    // Prometheus' own collision counters stay 0, and its log has no duplicate / out-of-order
-    // complaint.
+/// Prometheus' own collision counters stay 0, and its log has no duplicate / out-of-order
+/// complaint.
+fn check_prometheus_reports_no_collision(stack: &Stack, problems: &mut Vec<String>) {
     let (status, _, body) = http_get(&stack.prom.url("/metrics"));
     assert_eq!(status, 200, "Prometheus /metrics: {status}");
     for c in COLLISION_COUNTERS {
@@ -399,18 +451,6 @@ fn instance_label_per_node_and_ha_pair() {
             problems.push(format!("prometheus log: {l}"));
         }
     }
-
-    for e in &mut stack.exporters {
-        assert!(e.try_wait().is_none(), "exporter exited: {}", e.output());
-    }
-    stack.prom.assert_running();
-    clock.log("done");
-    assert!(
-        problems.is_empty(),
-        "{} problem(s):\n  {}",
-        problems.len(),
-        problems.join("\n  ")
-    );
 }
 
 // ---------------------------------------------------------------------------------------------

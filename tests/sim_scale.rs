@@ -123,6 +123,19 @@ fn nodes_up(body: &str) -> usize {
         .count()
 }
 
+/// The failover the test sets up: node 0 (a master) fails, its first replica takes over.
+struct PlannedFailover {
+    old_id: String,
+    new_id: String,
+    old_addr: String,
+    /// The replica's `addr` in the simulator's state.
+    new_addr: Value,
+    slots: String,
+    /// The epoch the promotion will take (the current one + 1).
+    epoch: u64,
+    replica_index: u64,
+}
+
 #[test]
 fn failover_in_a_large_simulated_cluster_gives_one_event() {
     let started = Instant::now();
@@ -130,7 +143,26 @@ fn failover_in_a_large_simulated_cluster_gives_one_event() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(DEFAULT_NODES);
-    // Fast failure detection, and views that disagree for up to 400 ms after each change.
+    let (sim, e) = start_sim_and_exporter(n);
+    wait_every_node_up(&e, n);
+    let all_up = started.elapsed();
+    let plan = plan_failover(&sim);
+    fail_master_until_flagged(&sim, &e, &plan);
+    let detected = promote_until_failover_event(&sim, &e, &plan);
+    check_exactly_one_failover_event(&e, &plan);
+    recover_old_master_as_replica_without_new_failover(&sim, &e, &plan);
+    eprintln!(
+        "sim_scale: N={n}: all up after {:.1}s, failover event {:.1}s after the promotion, \
+         test {:.1}s",
+        all_up.as_secs_f64(),
+        detected.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// A simulated cluster of `n` nodes with fast failure detection, and views that disagree for
+/// up to 400 ms after each change; an exporter seeded with its first node, ready.
+fn start_sim_and_exporter(n: usize) -> (Sim, Exporter) {
     let sim = Sim::start(
         n,
         &[
@@ -155,20 +187,27 @@ fn failover_in_a_large_simulated_cluster_gives_one_event() {
         &[],
     );
     e.wait_ready(Duration::from_secs(60));
+    (sim, e)
+}
+
+/// Every simulated node `redis_up 1`, each with one redis_cluster_node_info.
+fn wait_every_node_up(e: &Exporter, n: usize) {
     let mut body = String::new();
     let up_timeout = Duration::from_secs(20 + n as u64 / 10);
     wait_until(up_timeout, "every simulated node up on /metrics", || {
         body = e.metrics();
         nodes_up(&body) == n
     });
-    let all_up = started.elapsed();
     assert_eq!(
         metric_samples(&body, "redis_cluster_node_info").len(),
         n,
         "one redis_cluster_node_info per member"
     );
+}
 
-    // Node 0 is a master; its first replica will take over.
+/// Node 0 is a master; its first replica will take over. What the event must say, from the
+/// simulator's state.
+fn plan_failover(sim: &Sim) -> PlannedFailover {
     let state = sim.state();
     let nodes = state["nodes"].as_array().expect("nodes");
     let master = &nodes[0];
@@ -177,15 +216,19 @@ fn failover_in_a_large_simulated_cluster_gives_one_event() {
         .iter()
         .find(|x| x["master"] == 0)
         .expect("node 0 has a replica");
-    let (old_id, new_id) = (
-        master["id"].as_str().expect("id").to_string(),
-        replica["id"].as_str().expect("id").to_string(),
-    );
-    let old_addr = master["addr"].as_str().expect("addr").to_string();
-    let slots = master["slots"].as_str().expect("slots").to_string();
-    let epoch = state["current_epoch"].as_u64().expect("epoch") + 1;
-    let replica_index = replica["index"].as_u64().expect("index");
+    PlannedFailover {
+        old_id: master["id"].as_str().expect("id").to_string(),
+        new_id: replica["id"].as_str().expect("id").to_string(),
+        old_addr: master["addr"].as_str().expect("addr").to_string(),
+        new_addr: replica["addr"].clone(),
+        slots: master["slots"].as_str().expect("slots").to_string(),
+        epoch: state["current_epoch"].as_u64().expect("epoch") + 1,
+        replica_index: replica["index"].as_u64().expect("index"),
+    }
+}
 
+/// Fails node 0 and waits until the others flag it `fail`; no failover event yet.
+fn fail_master_until_flagged(sim: &Sim, e: &Exporter, p: &PlannedFailover) {
     sim.ok("fail 0");
     wait_until(
         Duration::from_secs(15),
@@ -195,73 +238,80 @@ fn failover_in_a_large_simulated_cluster_gives_one_event() {
             metric_value(
                 &body,
                 "redis_cluster_node_failure_reports",
-                &[("addr", &old_addr), ("state", "fail")],
+                &[("addr", &p.old_addr), ("state", "fail")],
             )
             .is_some_and(|v| v > 0.0)
         },
     );
     assert!(
-        events(&e, "?kind=failover").is_empty(),
+        events(e, "?kind=failover").is_empty(),
         "no failover before the promotion"
     );
+}
+
+/// Promotes the replica; returns how long the failover event took to appear.
+fn promote_until_failover_event(sim: &Sim, e: &Exporter, p: &PlannedFailover) -> Duration {
     let promoted = Instant::now();
-    sim.ok(&format!("promote {replica_index}"));
+    sim.ok(&format!("promote {}", p.replica_index));
     wait_until(
         Duration::from_secs(8),
         "a failover event within a few polls of the promotion",
-        || !events(&e, "?kind=failover").is_empty(),
+        || !events(e, "?kind=failover").is_empty(),
     );
-    let detected = promoted.elapsed();
-    // Let a few more polls run (views converge, gossip lag ends): still exactly one event.
+    promoted.elapsed()
+}
+
+/// After a few more polls (views converge, gossip lag ends): still exactly one event, naming
+/// the planned failover; no config conflict from the gossip lag.
+fn check_exactly_one_failover_event(e: &Exporter, p: &PlannedFailover) {
     std::thread::sleep(Duration::from_secs(3));
-    let failovers = events(&e, "?kind=failover");
+    let failovers = events(e, "?kind=failover");
     assert_eq!(failovers.len(), 1, "exactly one failover: {failovers:#?}");
     let ev = &failovers[0];
-    assert_eq!(ev["old_master"]["id"], old_id.as_str(), "{ev:#}");
-    assert_eq!(ev["old_master"]["addr"], old_addr.as_str(), "{ev:#}");
-    assert_eq!(ev["new_master"]["id"], new_id.as_str(), "{ev:#}");
-    assert_eq!(ev["new_master"]["addr"], replica["addr"], "{ev:#}");
-    assert_eq!(ev["slots"], slots.as_str(), "{ev:#}");
-    assert_eq!(ev["config_epoch"], epoch, "{ev:#}");
+    assert_eq!(ev["old_master"]["id"], p.old_id.as_str(), "{ev:#}");
+    assert_eq!(ev["old_master"]["addr"], p.old_addr.as_str(), "{ev:#}");
+    assert_eq!(ev["new_master"]["id"], p.new_id.as_str(), "{ev:#}");
+    assert_eq!(ev["new_master"]["addr"], p.new_addr, "{ev:#}");
+    assert_eq!(ev["slots"], p.slots.as_str(), "{ev:#}");
+    assert_eq!(ev["config_epoch"], p.epoch, "{ev:#}");
     assert_eq!(ev["trigger"], "automatic", "{ev:#}");
     assert_eq!(
         ev["key"],
-        format!("failover/{new_id}/{epoch}").as_str(),
+        format!("failover/{}/{}", p.new_id, p.epoch).as_str(),
         "{ev:#}"
     );
-    let config_conflicts = events(&e, "?kind=config_conflict");
+    let config_conflicts = events(e, "?kind=config_conflict");
     assert!(
         config_conflicts.is_empty(),
         "a 400 ms gossip lag is not a conflict: {config_conflicts:#?}"
     );
+}
 
-    // The old master comes back as a replica of the new one: a role change, not a failover.
+/// The old master comes back as a replica of the new one: a role change, not a failover.
+fn recover_old_master_as_replica_without_new_failover(
+    sim: &Sim,
+    e: &Exporter,
+    p: &PlannedFailover,
+) {
     sim.ok("recover 0");
     wait_until(
         Duration::from_secs(15),
         "the old master back as a replica of the new one",
         || {
             let body = e.metrics();
-            metric_value(&body, "redis_up", &[("addr", &old_addr)]) == Some(1.0)
+            metric_value(&body, "redis_up", &[("addr", &p.old_addr)]) == Some(1.0)
                 && metric_value(
                     &body,
                     "redis_cluster_node_info",
                     &[
-                        ("addr", &old_addr),
+                        ("addr", &p.old_addr),
                         ("role", "replica"),
-                        ("master_id", &new_id),
+                        ("master_id", &p.new_id),
                     ],
                 )
                 .is_some()
         },
     );
-    let failovers = events(&e, "?kind=failover");
+    let failovers = events(e, "?kind=failover");
     assert_eq!(failovers.len(), 1, "still one failover: {failovers:#?}");
-    eprintln!(
-        "sim_scale: N={n}: all up after {:.1}s, failover event {:.1}s after the promotion, \
-         test {:.1}s",
-        all_up.as_secs_f64(),
-        detected.as_secs_f64(),
-        started.elapsed().as_secs_f64()
-    );
 }

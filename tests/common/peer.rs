@@ -287,7 +287,7 @@ pub fn pipe_commands(port: u16, password: Option<&str>, cmds: &[Vec<String>]) ->
     let mut f = File::create(&input).expect("create pipe input");
     for c in cmds {
         let args: Vec<&str> = c.iter().map(String::as_str).collect();
-        f.write_all(&super::encode_cmd(&args))
+        f.write_all(&super::resp::encode_cmd(&args))
             .expect("write pipe input");
     }
     drop(f);
