@@ -125,8 +125,11 @@ impl Browser {
         browser.wait_for(
             Duration::from_secs(20),
             "the page to load",
-            "document.readyState",
-            |v| v == "complete",
+            &format!(
+                "document.readyState === 'complete' && document.body !== null && location.href === {}",
+                json!(url)
+            ),
+            |v| v == true,
         );
         browser
     }
@@ -169,18 +172,25 @@ impl Browser {
 
     /// Evaluates a JavaScript expression in the page and returns its value (JSON-able).
     pub fn eval(&mut self, expression: &str) -> Value {
+        self.try_eval(expression)
+            .unwrap_or_else(|ex| panic!("page threw evaluating {expression:?}: {ex}"))
+    }
+
+    /// Evaluates an expression; what the page threw, as the error.
+    fn try_eval(&mut self, expression: &str) -> Result<Value, Value> {
         let r = self.call(
             "Runtime.evaluate",
             json!({ "expression": expression, "returnByValue": true }),
         );
-        if let Some(ex) = r.get("exceptionDetails") {
-            panic!("page threw evaluating {expression:?}: {ex}");
+        match r.get("exceptionDetails") {
+            Some(ex) => Err(ex.clone()),
+            None => Ok(r["result"]["value"].clone()),
         }
-        r["result"]["value"].clone()
     }
 
     /// Polls `expression` every 100 ms until `f` accepts its value; panics after `timeout`
-    /// with the last value.
+    /// with the last value. While the page is still loading the expression may throw (no
+    /// `document.body` yet): that counts as "not yet".
     pub fn wait_for(
         &mut self,
         timeout: Duration,
@@ -190,10 +200,11 @@ impl Browser {
     ) -> Value {
         let start = Instant::now();
         loop {
-            let v = self.eval(expression);
-            if f(&v) {
-                return v;
-            }
+            let v = match self.try_eval(expression) {
+                Ok(v) if f(&v) => return v,
+                Ok(v) => v,
+                Err(ex) => json!({ "threw": ex }),
+            };
             if start.elapsed() > timeout {
                 panic!("timed out after {timeout:?} waiting for {what}; last value: {v}");
             }
