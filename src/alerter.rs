@@ -112,6 +112,19 @@ impl AlertPlanner {
 
     /// Alerts to post after a poll: `now` is the snapshot time.
     pub fn plan(&mut self, snapshot: &Snapshot, events: &[Event]) -> Vec<PostableAlert> {
+        let mut out = self.state_fail_alerts(snapshot);
+        out.extend(
+            events
+                .iter()
+                .filter(|e| e.details.failover().is_some())
+                .map(|e| self.failover_alert(e, snapshot.time)),
+        );
+        out
+    }
+
+    /// `RedisClusterStateFail`: resolves what ended (the node reports ok again, or is polled no
+    /// more) and fires, once held for `hold` and then every `resend`, for nodes reporting fail.
+    fn state_fail_alerts(&mut self, snapshot: &Snapshot) -> Vec<PostableAlert> {
         let now = snapshot.time;
         let mut out = Vec::new();
         let failing: Vec<&str> = snapshot
@@ -164,38 +177,44 @@ impl AlertPlanner {
                 out.push(self.state_fail_alert(addr, since, now + self.resend * 4));
             }
         }
-        for (e, failover) in events
-            .iter()
-            .filter_map(|e| e.details.failover().map(|f| (e, f)))
-        {
-            let started = humantime::parse_rfc3339(&e.time).unwrap_or(now);
-            let trigger = failover.trigger.as_str();
-            out.push(PostableAlert {
-                labels: map(&[
-                    ("alertname", "RedisClusterFailover"),
-                    ("cluster", &self.cluster),
-                    ("trigger", trigger),
-                    ("severity", "info"),
-                ]),
-                annotations: map(&[
-                    ("summary", &format!("Redis Cluster {}: {}", self.cluster, e.summary)),
-                    (
-                        "description",
-                        &format!(
-                            "{} Event {} ({}); see /events?kind=failover on the exporter.",
-                            e.summary, e.id, e.key
-                        ),
-                    ),
-                    (
-                        "runbook",
-                        "Check that the old master came back as a replica (CLUSTER NODES) and that no data was lost (possible_data_loss_bytes in the event).",
-                    ),
-                ]),
-                starts_at: rfc3339(started),
-                ends_at: rfc3339(started + FAILOVER_ALERT_FOR),
-            });
-        }
         out
+    }
+
+    /// `RedisClusterFailover` for one failover event, active for [`FAILOVER_ALERT_FOR`] from
+    /// the event's time.
+    fn failover_alert(&self, e: &Event, now: SystemTime) -> PostableAlert {
+        let started = humantime::parse_rfc3339(&e.time).unwrap_or(now);
+        let trigger = e
+            .details
+            .failover()
+            .map_or("unknown", |f| f.trigger.as_str());
+        PostableAlert {
+            labels: map(&[
+                ("alertname", "RedisClusterFailover"),
+                ("cluster", &self.cluster),
+                ("trigger", trigger),
+                ("severity", "info"),
+            ]),
+            annotations: map(&[
+                (
+                    "summary",
+                    &format!("Redis Cluster {}: {}", self.cluster, e.summary),
+                ),
+                (
+                    "description",
+                    &format!(
+                        "{} Event {} ({}); see /events?kind=failover on the exporter.",
+                        e.summary, e.id, e.key
+                    ),
+                ),
+                (
+                    "runbook",
+                    "Check that the old master came back as a replica (CLUSTER NODES) and that no data was lost (possible_data_loss_bytes in the event).",
+                ),
+            ]),
+            starts_at: rfc3339(started),
+            ends_at: rfc3339(started + FAILOVER_ALERT_FOR),
+        }
     }
 }
 

@@ -339,12 +339,36 @@ pub fn derive_view(observations: &BTreeMap<String, NodeObservation>) -> ClusterV
         .values()
         .filter_map(|o| Some((o.node_id()?, o.data()?)))
         .collect();
+    let (own, seen) = lines_by_node(&reachable);
+    let mut view = ClusterView {
+        consistent: true,
+        ..ClusterView::default()
+    };
+    for (id, lines) in &seen {
+        let own_line = own.get(id).copied();
+        if let Some(node) = view_node(id, own_line, lines, observations) {
+            view.nodes.insert((*id).to_string(), node);
+        }
+    }
+    let (consistent, owned) = slot_owners(&reachable);
+    view.consistent = consistent;
+    assign_slots(&mut view, owned, observations);
+    view.masters_without_replica = masters_without_replica(&view);
+    view
+}
 
-    // The authoritative line per node (see `authoritative_line`).
+/// Lines of one node id: the node's own (`myself`) line, and every observer's line about it.
+type LinesByNode<'a> = (
+    HashMap<&'a str, &'a NodeLine>,
+    HashMap<&'a str, Vec<(&'a str, &'a NodeLine)>>,
+);
+
+/// Every reachable observer's CLUSTER NODES lines grouped by the node they are about
+/// (handshake entries left out).
+fn lines_by_node<'a>(reachable: &[(&'a str, &'a NodeData)]) -> LinesByNode<'a> {
     let mut own: HashMap<&str, &NodeLine> = HashMap::new();
-    // Every observer's line about each node, with the observer's id.
     let mut seen: HashMap<&str, Vec<(&str, &NodeLine)>> = HashMap::new();
-    for (observer, data) in &reachable {
+    for (observer, data) in reachable {
         for line in &data.nodes.nodes {
             if line.flags.handshake {
                 continue;
@@ -357,105 +381,126 @@ pub fn derive_view(observations: &BTreeMap<String, NodeObservation>) -> ClusterV
                 .push((*observer, line));
         }
     }
+    (own, seen)
+}
 
-    let mut view = ClusterView {
-        consistent: true,
-        ..ClusterView::default()
+/// One member of the derived view from its lines (slots are assigned later, cluster-wide).
+fn view_node(
+    id: &str,
+    own_line: Option<&NodeLine>,
+    lines: &[(&str, &NodeLine)],
+    observations: &BTreeMap<String, NodeObservation>,
+) -> Option<ViewNode> {
+    let line = authoritative_line(own_line, lines)?;
+    let addr = addr_of(line).or_else(|| lines.iter().find_map(|(_, l)| addr_of(l)));
+    let reporters = |pred: fn(&NodeLine) -> bool| -> Vec<String> {
+        let mut ids: Vec<String> = lines
+            .iter()
+            .filter(|(_, l)| !l.flags.myself && pred(l))
+            .map(|(observer, _)| (*observer).to_string())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
     };
-    for (id, lines) in &seen {
-        let Some(line) = authoritative_line(own.get(id).copied(), lines) else {
-            continue;
-        };
-        let addr = addr_of(line).or_else(|| lines.iter().find_map(|(_, l)| addr_of(l)));
-        let reporters = |pred: fn(&NodeLine) -> bool| -> Vec<String> {
-            let mut ids: Vec<String> = lines
-                .iter()
-                .filter(|(_, l)| !l.flags.myself && pred(l))
-                .map(|(observer, _)| (*observer).to_string())
-                .collect();
-            ids.sort();
-            ids.dedup();
-            ids
-        };
-        let obs = addr.as_deref().and_then(|a| observations.get(a));
-        let data = obs.and_then(NodeObservation::data);
-        let own_line = own.get(id);
-        view.nodes.insert(
-            (*id).to_string(),
-            ViewNode {
-                id: (*id).to_string(),
-                addr,
-                role: if line.flags.replica {
-                    Role::Replica
-                } else {
-                    Role::Master
-                },
-                master_id: line.master_id.clone(),
-                config_epoch: line.config_epoch,
-                slots: Vec::new(),
-                pfail_reporters: reporters(|l| l.flags.pfail),
-                fail_reporters: reporters(|l| l.flags.fail),
-                reachable: data.is_some() && obs.and_then(NodeObservation::node_id) == Some(id),
-                repl_offset: data.and_then(|d| d.info.replication_offset()),
-                migrating: own_line.map_or(0, |l| l.migrating.len()),
-                importing: own_line.map_or(0, |l| l.importing.len()),
-                nofailover: line.flags.nofailover,
-            },
-        );
-    }
+    let obs = addr.as_deref().and_then(|a| observations.get(a));
+    let data = obs.and_then(NodeObservation::data);
+    Some(ViewNode {
+        id: id.to_string(),
+        addr,
+        role: if line.flags.replica {
+            Role::Replica
+        } else {
+            Role::Master
+        },
+        master_id: line.master_id.clone(),
+        config_epoch: line.config_epoch,
+        slots: Vec::new(),
+        pfail_reporters: reporters(|l| l.flags.pfail),
+        fail_reporters: reporters(|l| l.flags.fail),
+        reachable: data.is_some() && obs.and_then(NodeObservation::node_id) == Some(id),
+        repl_offset: data.and_then(|d| d.info.replication_offset()),
+        migrating: own_line.map_or(0, |l| l.migrating.len()),
+        importing: own_line.map_or(0, |l| l.importing.len()),
+        nofailover: line.flags.nofailover,
+    })
+}
 
-    // Slot map: for every slot the claim with the highest config epoch across observers wins,
-    // as the cluster itself resolves conflicts. Observers normally agree, and then the one claim
-    // list is the map; only disagreeing lists are merged slot by slot.
-    let mut distinct: Vec<(Claims, &NodeData)> = Vec::new();
-    for (_, data) in &reachable {
+/// The slot map and whether every observer claims the same one: for every slot the claim with
+/// the highest config epoch across observers wins, as the cluster itself resolves conflicts.
+/// Observers normally agree, and then the one claim list is the map; only disagreeing lists
+/// are merged slot by slot.
+fn slot_owners<'a>(
+    reachable: &[(&'a str, &'a NodeData)],
+) -> (bool, BTreeMap<&'a str, Vec<SlotRange>>) {
+    let mut distinct: Vec<(Claims<'a>, &'a NodeData)> = Vec::new();
+    for (_, data) in reachable {
         let claims = slot_claims(&data.nodes);
         if !distinct.iter().any(|(c, _)| *c == claims) {
             distinct.push((claims, data));
         }
     }
-    view.consistent = distinct.len() <= 1;
+    let owned = match distinct.as_slice() {
+        [(claims, _)] => ranges_of_claims(claims),
+        _ => merge_claims(&distinct),
+    };
+    (distinct.len() <= 1, owned)
+}
+
+/// One observer's claims as ranges per owner, adjacent claims joined.
+fn ranges_of_claims<'a>(claims: &Claims<'a>) -> BTreeMap<&'a str, Vec<SlotRange>> {
     let mut owned: BTreeMap<&str, Vec<SlotRange>> = BTreeMap::new();
-    if let [(claims, _)] = distinct.as_slice() {
-        for &(start, end, id) in claims {
-            let ranges = owned.entry(id).or_default();
-            match ranges.last_mut() {
-                Some(last) if u32::from(last.end) + 1 == u32::from(start) => last.end = end,
-                _ => ranges.push(SlotRange { start, end }),
-            }
+    for &(start, end, id) in claims {
+        let ranges = owned.entry(id).or_default();
+        match ranges.last_mut() {
+            Some(last) if u32::from(last.end) + 1 == u32::from(start) => last.end = end,
+            _ => ranges.push(SlotRange { start, end }),
         }
-    } else {
-        let mut owner: Vec<Option<(&str, u64)>> = vec![None; usize::from(SLOT_COUNT)];
-        for (claims, data) in &distinct {
-            let epochs: HashMap<&str, u64> = data
-                .nodes
-                .nodes
-                .iter()
-                .map(|l| (l.id.as_str(), l.config_epoch))
-                .collect();
-            for &(start, end, id) in claims {
-                let epoch = epochs.get(id).copied().unwrap_or(0);
-                for slot in start..=end {
-                    if let Some(cell) = owner.get_mut(usize::from(slot)) {
-                        match cell {
-                            Some((_, e)) if *e >= epoch => {}
-                            _ => *cell = Some((id, epoch)),
-                        }
+    }
+    owned
+}
+
+/// Disagreeing observers' claims merged slot by slot: the highest config epoch wins.
+fn merge_claims<'a>(distinct: &[(Claims<'a>, &'a NodeData)]) -> BTreeMap<&'a str, Vec<SlotRange>> {
+    let mut owner: Vec<Option<(&str, u64)>> = vec![None; usize::from(SLOT_COUNT)];
+    for (claims, data) in distinct {
+        let epochs: HashMap<&str, u64> = data
+            .nodes
+            .nodes
+            .iter()
+            .map(|l| (l.id.as_str(), l.config_epoch))
+            .collect();
+        for &(start, end, id) in claims {
+            let epoch = epochs.get(id).copied().unwrap_or(0);
+            for slot in start..=end {
+                if let Some(cell) = owner.get_mut(usize::from(slot)) {
+                    match cell {
+                        Some((_, e)) if *e >= epoch => {}
+                        _ => *cell = Some((id, epoch)),
                     }
                 }
             }
         }
-        let mut slots: BTreeMap<&str, Vec<u16>> = BTreeMap::new();
-        for (slot, cell) in (0..SLOT_COUNT).zip(owner.iter()) {
-            if let Some((id, _)) = cell {
-                slots.entry(id).or_default().push(slot);
-            }
-        }
-        owned = slots
-            .into_iter()
-            .map(|(id, s)| (id, slots_to_ranges(s)))
-            .collect();
     }
+    let mut slots: BTreeMap<&str, Vec<u16>> = BTreeMap::new();
+    for (slot, cell) in (0..SLOT_COUNT).zip(owner.iter()) {
+        if let Some((id, _)) = cell {
+            slots.entry(id).or_default().push(slot);
+        }
+    }
+    slots
+        .into_iter()
+        .map(|(id, s)| (id, slots_to_ranges(s)))
+        .collect()
+}
+
+/// Gives each master its ranges and counts the slots nobody serves: unowned, or owned by a
+/// master flagged fail or polled without an answer.
+fn assign_slots(
+    view: &mut ClusterView,
+    owned: BTreeMap<&str, Vec<SlotRange>>,
+    observations: &BTreeMap<String, NodeObservation>,
+) {
     let covered: u32 = owned.values().flatten().map(SlotRange::len).sum();
     view.uncovered_slots = u32::from(SLOT_COUNT).saturating_sub(covered);
     for (id, ranges) in owned {
@@ -471,9 +516,11 @@ pub fn derive_view(observations: &BTreeMap<String, NodeObservation>) -> ClusterV
             view.uncovered_slots += count;
         }
     }
+}
 
-    view.masters_without_replica = view
-        .nodes
+/// Slot-owning masters none of whose replicas is healthy (not flagged fail).
+fn masters_without_replica(view: &ClusterView) -> usize {
+    view.nodes
         .values()
         .filter(|m| m.role == Role::Master && !m.slots.is_empty())
         .filter(|m| {
@@ -481,8 +528,7 @@ pub fn derive_view(observations: &BTreeMap<String, NodeObservation>) -> ClusterV
                 r.role == Role::Replica && r.master_id.as_deref() == Some(&m.id) && !r.is_failed()
             })
         })
-        .count();
-    view
+        .count()
 }
 
 /// Whether the exporter tried to poll this node this round.
