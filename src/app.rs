@@ -3,13 +3,14 @@
 
 use crate::alerter::{AlertPlanner, spawn_sender};
 use crate::config::Config;
-use crate::events::api::SharedStore;
 use crate::events::detector::{Detector, Topology};
 use crate::events::kind::EventKind;
+use crate::events::store::SharedStore;
 use crate::events::store::{Event, EventStore, NewEvent, StoreError};
 use crate::events::{load_topology, save_topology, topology_path};
 use crate::http::{Shared, router};
 use crate::metrics::ExporterMetrics;
+use crate::model::Snapshot;
 use crate::poller::{Poller, PollerSettings};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -78,14 +79,14 @@ pub async fn run(config: Config) -> Result<(), AppError> {
 
     let mut http_stop = stop_rx.clone();
     let app = router(Arc::clone(&shared))
-        .merge(crate::events::api::router(Arc::clone(&store)))
+        .merge(crate::http::events::router(Arc::clone(&store)))
         .layer(axum::middleware::from_fn_with_state(
-            Arc::new(tokio::sync::Semaphore::new(crate::web::MAX_IN_FLIGHT)),
-            crate::web::bound_requests,
+            Arc::new(tokio::sync::Semaphore::new(crate::http::web::MAX_IN_FLIGHT)),
+            crate::http::web::bound_requests,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            crate::web::AuthState::new(Arc::clone(&config.web.users)),
-            crate::web::require_auth,
+            crate::http::web::AuthState::new(Arc::clone(&config.web.users)),
+            crate::http::web::require_auth,
         ));
     let stopped = async move {
         let _ = http_stop.wait_for(|stop| *stop).await;
@@ -98,7 +99,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
                     .await
             }
             Some(acceptor) => {
-                let tls = crate::web::TlsListener::new(listener, acceptor)?;
+                let tls = crate::http::web::TlsListener::new(listener, acceptor)?;
                 axum::serve(tls, app).with_graceful_shutdown(stopped).await
             }
         }
@@ -281,5 +282,48 @@ fn store_events(
             }
             Vec::new()
         }
+    }
+}
+
+/// Polls the cluster for the check: a first round (which already polls the members the seeds
+/// reveal) and, when that round named members it did not poll, a second one whose observations
+/// override the first's. The whole run ends within [`crate::check::BUDGET_NODE_TIMEOUTS`] `--node-timeout`s;
+/// `None` when not even the first round completed in that time.
+pub async fn poll_for_check(config: &Config) -> Option<Snapshot> {
+    let budget = config.node_timeout * crate::check::BUDGET_NODE_TIMEOUTS;
+    let deadline = tokio::time::Instant::now() + budget;
+    let mut poller = Poller::new(PollerSettings {
+        seeds: config.seeds.clone(),
+        connect: config.connect.clone(),
+        node_timeout: config.node_timeout,
+        poll_interval: config.node_timeout,
+        password_file: None,
+        reload: Arc::new(AtomicBool::new(false)),
+        full_topology_max_nodes: config.full_topology_max_nodes,
+        stats_interval: std::time::Duration::from_secs(24 * 3600),
+        hot_slots: None,
+    });
+    let first = tokio::time::timeout_at(deadline, poller.poll_once())
+        .await
+        .ok()?;
+    let missing = first
+        .view
+        .addrs()
+        .into_iter()
+        .any(|a| !first.observations.contains_key(&a));
+    if !missing {
+        return Some(first);
+    }
+    match tokio::time::timeout_at(deadline, poller.poll_once()).await {
+        Ok(second) => {
+            let mut merged = first.observations;
+            merged.extend(second.observations);
+            Some(Snapshot::new(
+                first.time,
+                first.duration + second.duration,
+                merged.into_values().collect(),
+            ))
+        }
+        Err(_) => Some(first),
     }
 }

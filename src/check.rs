@@ -1,20 +1,15 @@
 //! `redis-cluster-exporter check`: a one-shot health check of the whole cluster for CI and
-//! Nagios-style monitoring. [`evaluate`] is pure (a [`Snapshot`] in, a [`Report`] out); [`poll`]
-//! is the only IO: one or two poll rounds, bounded as a whole.
+//! Nagios-style monitoring. [`evaluate`] is pure (a [`Snapshot`] in, a [`Report`] out);
+//! [`crate::app::poll_for_check`] is its IO: one or two poll rounds, bounded as a whole.
 //!
 //! Exit codes follow the monitoring-plugin contract: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 
-use crate::config::{Config, DEFAULT_MAX_LAG_BYTES};
 use crate::model::{ClusterView, NodeObservation, Role, Snapshot, ViewNode, replication_lags};
 use crate::parse::cluster_nodes::{
     OpenSlot, SLOT_COUNT, SlotRange, format_ranges, slots_to_ranges,
 };
-use crate::poller::{Poller, PollerSettings};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
 /// The whole check (discovery round, plus a second round when the first revealed members it
 /// could not poll) ends within this many `--node-timeout`s.
@@ -150,6 +145,10 @@ pub struct Report {
     /// The `--max-lag-bytes` threshold applied.
     pub max_lag_bytes: u64,
 }
+
+/// Default `--max-lag-bytes`: 100 MiB. A replica further behind than that would need a long
+/// catch-up (or a full resync) before it could safely take over.
+pub const DEFAULT_MAX_LAG_BYTES: u64 = 100 * 1024 * 1024;
 
 /// Thresholds of the check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -827,49 +826,6 @@ pub fn render_json(report: &Report) -> String {
     serde_json::to_string_pretty(report).unwrap_or_else(|e| {
         format!("{{\"status\":\"UNKNOWN\",\"exit_code\":3,\"summary\":\"cannot render: {e}\"}}")
     })
-}
-
-/// Polls the cluster for the check: a first round (which already polls the members the seeds
-/// reveal) and, when that round named members it did not poll, a second one whose observations
-/// override the first's. The whole run ends within [`BUDGET_NODE_TIMEOUTS`] `--node-timeout`s;
-/// `None` when not even the first round completed in that time.
-pub async fn poll(config: &Config) -> Option<Snapshot> {
-    let budget = config.node_timeout * BUDGET_NODE_TIMEOUTS;
-    let deadline = tokio::time::Instant::now() + budget;
-    let mut poller = Poller::new(PollerSettings {
-        seeds: config.seeds.clone(),
-        connect: config.connect.clone(),
-        node_timeout: config.node_timeout,
-        poll_interval: config.node_timeout,
-        password_file: None,
-        reload: Arc::new(AtomicBool::new(false)),
-        full_topology_max_nodes: config.full_topology_max_nodes,
-        stats_interval: Duration::from_secs(24 * 3600),
-        hot_slots: None,
-    });
-    let first = tokio::time::timeout_at(deadline, poller.poll_once())
-        .await
-        .ok()?;
-    let missing = first
-        .view
-        .addrs()
-        .into_iter()
-        .any(|a| !first.observations.contains_key(&a));
-    if !missing {
-        return Some(first);
-    }
-    match tokio::time::timeout_at(deadline, poller.poll_once()).await {
-        Ok(second) => {
-            let mut merged = first.observations;
-            merged.extend(second.observations);
-            Some(Snapshot::new(
-                first.time,
-                first.duration + second.duration,
-                merged.into_values().collect(),
-            ))
-        }
-        Err(_) => Some(first),
-    }
 }
 
 mod risk;

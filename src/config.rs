@@ -1,5 +1,6 @@
 //! Command-line and environment configuration (clap), validated into a [`Config`].
 
+use crate::check::DEFAULT_MAX_LAG_BYTES;
 use crate::client::{ConnectOptions, Credentials};
 use crate::parse::slot_stats::MAX_HOT_SLOTS;
 use clap::Parser;
@@ -169,7 +170,7 @@ pub struct Config {
     /// HTTP listen address.
     pub listen_address: SocketAddr,
     /// TLS and basic auth of the HTTP server.
-    pub web: crate::web::WebConfig,
+    pub web: crate::http::web::WebConfig,
     /// Alertmanager for direct alerts.
     pub alertmanager: Option<crate::alerter::AlertmanagerTarget>,
     /// Hold time of the direct cluster_state alert.
@@ -183,10 +184,6 @@ pub struct Config {
     /// Emit JSON logs.
     pub json_logs: bool,
 }
-
-/// Default `--max-lag-bytes`: 100 MiB. A replica further behind than that would need a long
-/// catch-up (or a full resync) before it could safely take over.
-pub const DEFAULT_MAX_LAG_BYTES: u64 = 100 * 1024 * 1024;
 
 /// A configuration problem, reported as one line before exiting with status 2.
 #[derive(Debug, thiserror::Error)]
@@ -215,7 +212,7 @@ pub enum ConfigError {
     Alertmanager(#[from] crate::alerter::AlertmanagerUrlError),
     /// The web-config file is unusable.
     #[error(transparent)]
-    Web(#[from] crate::web::WebConfigError),
+    Web(#[from] crate::http::web::WebConfigError),
     /// The TLS client configuration could not be built.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
@@ -278,15 +275,7 @@ fn redact_userinfo(raw: &str) -> String {
 impl Config {
     /// Validates parsed flags, reading the password file if given.
     pub fn from_args(args: Args) -> Result<Config, ConfigError> {
-        let seeds = args
-            .redis_addr
-            .iter()
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| parse_seed(s))
-            .collect::<Result<Vec<_>, _>>()?;
-        if seeds.is_empty() {
-            return Err(ConfigError::Invalid("--redis-addr: no seed given".into()));
-        }
+        let seeds = seeds_of(&args.redis_addr)?;
         let password_in_args = args.redis_password.is_some()
             && std::env::args().any(|a| {
                 a.starts_with("--redis-password") && !a.starts_with("--redis-password-file")
@@ -295,46 +284,8 @@ impl Config {
             (Some(path), _) => Some(read_password_file(path)?),
             (None, p) => p,
         };
-        let tls_seeds = seeds.iter().filter(|s| s.tls).count();
-        if tls_seeds != 0 && tls_seeds != seeds.len() {
-            return Err(ConfigError::Invalid(
-                "--redis-addr: mix of redis:// and rediss:// seeds; a cluster uses one or the other".into(),
-            ));
-        }
-        let tls_flags = args.tls_ca_cert_file.is_some()
-            || args.tls_client_cert_file.is_some()
-            || args.tls_client_key_file.is_some()
-            || args.skip_tls_verification;
-        if tls_flags && tls_seeds == 0 {
-            return Err(ConfigError::Invalid(
-                "TLS options given but --redis-addr uses redis://; use rediss:// seeds".into(),
-            ));
-        }
-        let tls = if tls_seeds > 0 {
-            Some(crate::tls::client_connector(&crate::tls::ClientFiles {
-                ca_cert: args.tls_ca_cert_file.as_deref(),
-                client_cert: args.tls_client_cert_file.as_deref(),
-                client_key: args.tls_client_key_file.as_deref(),
-                skip_verification: args.skip_tls_verification,
-            })?)
-        } else {
-            None
-        };
-        if args.event_retention == 0 {
-            return Err(ConfigError::Invalid(
-                "--event-retention must be at least 1".into(),
-            ));
-        }
-        if args.hot_slots > MAX_HOT_SLOTS {
-            return Err(ConfigError::Invalid(format!(
-                "--hot-slots must be at most {MAX_HOT_SLOTS} (series per node and metric)"
-            )));
-        }
-        if args.max_reply_bytes < 1024 {
-            return Err(ConfigError::Invalid(
-                "--max-reply-bytes must be at least 1024".into(),
-            ));
-        }
+        let tls = client_tls(&args, &seeds)?;
+        check_limits(&args)?;
         Ok(Config {
             seeds,
             connect: ConnectOptions {
@@ -361,8 +312,8 @@ impl Config {
                 .transpose()?,
             alert_state_fail_for: args.alert_state_fail_for,
             web: match &args.web_config_file {
-                Some(path) => crate::web::load(path)?,
-                None => crate::web::WebConfig::default(),
+                Some(path) => crate::http::web::load(path)?,
+                None => crate::http::web::WebConfig::default(),
             },
             event_log: args.event_log,
             event_retention: args.event_retention,
@@ -370,6 +321,74 @@ impl Config {
             json_logs: args.log_format == "json",
         })
     }
+}
+
+/// The seed addresses, at least one, all `redis://` or all `rediss://`.
+fn seeds_of(addrs: &[String]) -> Result<Vec<Seed>, ConfigError> {
+    let seeds = addrs
+        .iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| parse_seed(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    if seeds.is_empty() {
+        return Err(ConfigError::Invalid("--redis-addr: no seed given".into()));
+    }
+    let tls_seeds = seeds.iter().filter(|s| s.tls).count();
+    if tls_seeds != 0 && tls_seeds != seeds.len() {
+        return Err(ConfigError::Invalid(
+            "--redis-addr: mix of redis:// and rediss:// seeds; a cluster uses one or the other"
+                .into(),
+        ));
+    }
+    Ok(seeds)
+}
+
+/// The client TLS connector for `rediss://` seeds; TLS flags without them are an error.
+fn client_tls(
+    args: &Args,
+    seeds: &[Seed],
+) -> Result<Option<tokio_rustls::TlsConnector>, ConfigError> {
+    let tls_flags = args.tls_ca_cert_file.is_some()
+        || args.tls_client_cert_file.is_some()
+        || args.tls_client_key_file.is_some()
+        || args.skip_tls_verification;
+    let tls_seeds = seeds.iter().any(|s| s.tls);
+    if tls_flags && !tls_seeds {
+        return Err(ConfigError::Invalid(
+            "TLS options given but --redis-addr uses redis://; use rediss:// seeds".into(),
+        ));
+    }
+    if !tls_seeds {
+        return Ok(None);
+    }
+    Ok(Some(crate::tls::client_connector(
+        &crate::tls::ClientFiles {
+            ca_cert: args.tls_ca_cert_file.as_deref(),
+            client_cert: args.tls_client_cert_file.as_deref(),
+            client_key: args.tls_client_key_file.as_deref(),
+            skip_verification: args.skip_tls_verification,
+        },
+    )?))
+}
+
+/// The numeric flags' bounds.
+fn check_limits(args: &Args) -> Result<(), ConfigError> {
+    if args.event_retention == 0 {
+        return Err(ConfigError::Invalid(
+            "--event-retention must be at least 1".into(),
+        ));
+    }
+    if args.hot_slots > MAX_HOT_SLOTS {
+        return Err(ConfigError::Invalid(format!(
+            "--hot-slots must be at most {MAX_HOT_SLOTS} (series per node and metric)"
+        )));
+    }
+    if args.max_reply_bytes < 1024 {
+        return Err(ConfigError::Invalid(
+            "--max-reply-bytes must be at least 1024".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Reads a password file; one trailing newline is removed.

@@ -17,4 +17,3 @@ pub mod overview;
 pub mod parse;
 pub mod poller;
 pub mod tls;
-pub mod web;

@@ -94,7 +94,7 @@ fn check(rest: impl Iterator<Item = std::ffi::OsString>) -> i32 {
         Err(e) => return bad(format!("cannot start the runtime: {e}")),
     };
     let budget = config.node_timeout * check::BUDGET_NODE_TIMEOUTS;
-    let report = match runtime.block_on(check::poll(&config)) {
+    let report = match runtime.block_on(redis_cluster_exporter::app::poll_for_check(&config)) {
         Some(snapshot) => check::evaluate(&snapshot, &opts),
         None => check::unknown(
             format!(

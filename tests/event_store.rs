@@ -1,16 +1,17 @@
 //! Integration tests of the durable event log (`events::store`) against the real filesystem, and
-//! of the `/events` HTTP handlers (`events::api`) over real TCP connections.
+//! of the `/events` HTTP handlers (`http::events`) over real TCP connections.
 
 mod common;
 
 use proptest::prelude::*;
-use redis_cluster_exporter::events::api::{self, MAX_STREAMS, SharedStore};
 use redis_cluster_exporter::events::kind::{
     ClusterStateDetails, ConfigConflictDetails, Details, EventKind, FailoverDetails,
     NodeAddedDetails, NodeHealthDetails, NodeRef, NodeRemovedDetails, RoleChangedDetails,
     SlotsMovedDetails, StateValue, Trigger,
 };
+use redis_cluster_exporter::events::store::SharedStore;
 use redis_cluster_exporter::events::store::{Event, EventStore, NewEvent, StoreError};
+use redis_cluster_exporter::http::events::{self as api, MAX_STREAMS};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, OpenOptions};

@@ -3,7 +3,8 @@
 use super::*;
 use crate::model::{FailureReason, NodeData, NodeObservation, NodeStats, PollFailure};
 use crate::parse::{cluster_info, cluster_nodes, info};
-use std::time::UNIX_EPOCH;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
 
 /// A node of a hand-built cluster.
 #[derive(Clone)]

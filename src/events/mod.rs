@@ -1,7 +1,6 @@
-//! Cluster events: the detector (pure snapshot diffing), the durable store, the `/events` API,
-//! and the small persisted topology that lets a restarted exporter carry on where it stopped.
+//! Cluster events: the detector (pure snapshot diffing), the durable store (served by
+//! [`crate::http::events`]), and the small persisted topology that lets a restarted exporter carry on where it stopped.
 
-pub mod api;
 pub mod detector;
 pub mod kind;
 pub mod store;

@@ -170,6 +170,9 @@ struct Meta {
     next_id: u64,
 }
 
+/// The store as the HTTP handlers and the poll loop share it.
+pub type SharedStore = std::sync::Arc<std::sync::Mutex<EventStore>>;
+
 /// The append-only event log and its retained events. Methods are synchronous (one `fsync`
 /// per append); hold it in a mutex to share it.
 pub struct EventStore {

@@ -4,8 +4,8 @@
 //! Query parameters are validated by hand so that every bad input gets a 400 with a JSON body
 //! `{"error": "..."}` naming the parameter. Nothing in a request reaches the filesystem.
 
-use super::kind::EventKind;
-use super::store::{Event, EventStore};
+use crate::events::kind::EventKind;
+use crate::events::store::{Event, EventStore, SharedStore};
 use axum::Router;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -14,13 +14,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
-
-/// The store as the HTTP handlers (and the detector) share it.
-pub type SharedStore = Arc<Mutex<EventStore>>;
 
 /// Largest accepted `limit`.
 pub const MAX_LIMIT: usize = 100_000;

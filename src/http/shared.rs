@@ -1,0 +1,102 @@
+//! The state the poll loop publishes and the HTTP handlers read: the latest completed poll and,
+//! made on first request and shared by every later one, its metrics render and its
+//! `/api/cluster` document. Nothing here waits on Redis.
+
+use crate::metrics::{ExporterMetrics, Rendered, gzip, render};
+use crate::model::Snapshot;
+use bytes::Bytes;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+
+/// The latest completed poll and, once a request asked for them, its render and its overview.
+struct Published {
+    snapshot: Arc<Snapshot>,
+    rendered: OnceLock<Arc<Rendered>>,
+    overview: OnceLock<Arc<Overview>>,
+}
+
+/// The `/api/cluster` document of one poll, as JSON and (on first use) gzipped.
+pub struct Overview {
+    /// The JSON body.
+    pub json: Bytes,
+    gzipped: OnceLock<Bytes>,
+}
+
+impl Overview {
+    /// The gzipped body (compressed once per poll, on first use).
+    pub fn gzipped(&self) -> Bytes {
+        self.gzipped.get_or_init(|| gzip(&self.json)).clone()
+    }
+}
+
+/// State shared between the poll loop (writer) and the HTTP handlers (readers).
+pub struct Shared {
+    latest: RwLock<Option<Arc<Published>>>,
+    ready: AtomicBool,
+    metrics: ExporterMetrics,
+    cluster: String,
+}
+
+impl Shared {
+    /// Shared state rendering with these accumulating metrics and `cluster` label.
+    pub fn new(metrics: ExporterMetrics, cluster: &str) -> Self {
+        Shared {
+            latest: RwLock::new(None),
+            ready: AtomicBool::new(false),
+            metrics,
+            cluster: cluster.to_string(),
+        }
+    }
+
+    /// Publishes a completed poll and marks the exporter ready. Nothing is rendered until a
+    /// scrape asks: a 1 s poll under a 15 s scrape renders once per scrape, not 15 times.
+    pub fn publish(&self, snapshot: Arc<Snapshot>) {
+        let published = Some(Arc::new(Published {
+            snapshot,
+            rendered: OnceLock::new(),
+            overview: OnceLock::new(),
+        }));
+        match self.latest.write() {
+            Ok(mut guard) => *guard = published,
+            Err(poisoned) => *poisoned.into_inner() = published,
+        }
+        self.ready.store(true, Ordering::Release);
+    }
+
+    fn latest(&self) -> Option<Arc<Published>> {
+        match self.latest.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The render of the latest poll, made by the first caller after that poll and shared by
+    /// every later (and concurrent) one. Before the first poll: an empty render.
+    pub fn rendered(&self) -> Arc<Rendered> {
+        match self.latest() {
+            Some(p) => Arc::clone(p.rendered.get_or_init(|| {
+                self.metrics.record_render();
+                Arc::new(render(&p.snapshot, &self.metrics, &self.cluster))
+            })),
+            None => Arc::new(Rendered::default()),
+        }
+    }
+
+    /// The `/api/cluster` document of the latest poll, built by the first caller after that
+    /// poll and shared by every later one; `None` before the first poll.
+    pub fn overview(&self) -> Option<Arc<Overview>> {
+        let p = self.latest()?;
+        Some(Arc::clone(p.overview.get_or_init(|| {
+            let doc = crate::overview::build(&p.snapshot, &self.cluster);
+            Arc::new(Overview {
+                json: crate::overview::to_json(&doc).into(),
+                gzipped: OnceLock::new(),
+            })
+        })))
+    }
+
+    /// True once the first poll completed.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+}
