@@ -619,3 +619,36 @@ fn failover_on_a_just_restarted_replica_has_its_trigger() {
         cluster.wait_converged(Duration::from_secs(20));
     }
 }
+
+#[test]
+fn a_replica_failure_is_not_charged_to_its_later_failover_as_master() {
+    // Found by the chaos run (seed 16, 30 min): a replica killed (flagged FAIL) and restarted,
+    // promoted seconds later, then replaced by a manual failover: that last one was logged as
+    // automatic, its failure episode of the replica days charged to it.
+    let mut cluster = RedisCluster::start(ClusterOptions {
+        extra_args: vec!["--repl-diskless-sync-delay".into(), "0".into()],
+        ..ClusterOptions::default()
+    });
+    let e = Exporter::start(
+        &[
+            "--redis-addr",
+            &cluster.seed_url(),
+            "--poll-interval",
+            "1s",
+            "--node-timeout",
+            "500ms",
+        ],
+        &[],
+    );
+    e.wait_ready(Duration::from_secs(10));
+    let master = cluster.masters()[0];
+    let replica = cluster.replica_of(master).unwrap();
+    kill_flag_restart(&mut cluster, &e, replica);
+    std::thread::sleep(Duration::from_millis(1000));
+    let up = failover_on(&cluster, &e, replica, None);
+    assert_eq!(up["trigger"], "manual", "{up}");
+    let back = failover_on(&cluster, &e, master, None);
+    assert_eq!(back["trigger"], "manual", "{back}");
+    assert!(back["first_failure_seen"].is_null(), "{back}");
+    assert!(back["duration_seconds"].is_null(), "{back}");
+}

@@ -121,6 +121,13 @@ struct History {
     /// The node's config epoch when the episode began: a node seen healthy as a master at
     /// another epoch has taken part in a newer configuration, which ends the episode.
     episode_epoch: u64,
+    /// The episode began while the node was a replica: it explains nothing about a later
+    /// failover away from the node as a master.
+    episode_as_replica: bool,
+    /// The node was flagged when its promotion was logged: a promotion needs a majority of
+    /// masters to hear it (or its own master, for TAKEOVER), so flags that stay on from then are
+    /// observers' leftovers from before, not a new failure. Cleared once it is seen unflagged.
+    flags_from_before: bool,
     last_master_offset: Option<i64>,
     /// Samples of the node's current process while it was a replica, oldest first.
     replica_samples: VecDeque<ReplicaSample>,
@@ -139,6 +146,7 @@ impl History {
         self.first_failure_seen = None;
         self.fail_flag_seen = false;
         self.recovered_at = None;
+        self.episode_as_replica = false;
     }
 }
 
@@ -293,12 +301,21 @@ impl Detector {
     fn update_history(&mut self, snap: &Snapshot) {
         for n in snap.view.nodes.values() {
             let h = self.history.entry(n.id.clone()).or_default();
-            let polled_down = n
+            let failure = n
                 .addr
                 .as_deref()
                 .and_then(|a| snap.observations.get(a))
-                .is_some_and(|o| o.result.is_err());
-            let flagged = !n.pfail_reporters.is_empty() || !n.fail_reporters.is_empty();
+                .and_then(|o| o.result.as_ref().err());
+            // A poll skipped while waiting to reconnect is no news: it continues an episode,
+            // it does not begin one.
+            let polled_down =
+                failure.is_some_and(|f| f.attempted || h.first_failure_seen.is_some());
+            let mut flagged = !n.pfail_reporters.is_empty() || !n.fail_reporters.is_empty();
+            if !flagged {
+                h.flags_from_before = false;
+            } else if h.flags_from_before && n.reachable {
+                flagged = false;
+            }
             if flagged || polled_down {
                 if h.recovered_at.take().is_some() {
                     // A new episode.
@@ -307,8 +324,9 @@ impl Detector {
                 if h.first_failure_seen.is_none() {
                     h.first_failure_seen = Some(snap.time);
                     h.episode_epoch = n.config_epoch;
+                    h.episode_as_replica = n.role == Role::Replica;
                 }
-                h.fail_flag_seen |= !n.fail_reporters.is_empty();
+                h.fail_flag_seen |= flagged && !n.fail_reporters.is_empty();
             } else if n.reachable && h.first_failure_seen.is_some() {
                 if n.role == Role::Master
                     && !n.slots.is_empty()
@@ -415,9 +433,12 @@ impl Detector {
                     }
                     events.push(failover);
                     // A promoted node starts afresh: an old failure episode of its own must not
-                    // be charged to a later failover away from it.
+                    // be charged to a later failover away from it, nor flags left over from it.
                     if let Some(h) = self.history.get_mut(t) {
                         h.end_episode();
+                        h.flags_from_before = snap.view.nodes.get(t).is_some_and(|n| {
+                            !n.pfail_reporters.is_empty() || !n.fail_reporters.is_empty()
+                        });
                     }
                 }
             } else {
@@ -490,8 +511,10 @@ impl Detector {
         let empty = History::default();
         let old_hist = self.history.get(old).unwrap_or(&empty);
         let new_hist = self.history.get(new).unwrap_or(&empty);
-        // A failure episode that ended long before the promotion is not evidence.
+        // A failure episode that ended long before the promotion is not evidence, nor one
+        // from when the old master was a replica.
         let failing = old_hist.first_failure_seen.is_some()
+            && !old_hist.episode_as_replica
             && old_hist
                 .recovered_at
                 .is_none_or(|r| snap.time.duration_since(r).unwrap_or_default() <= RECENT_RECOVERY);
@@ -1061,6 +1084,8 @@ mod tests {
         messages_sent: Vec<(String, u64)>,
         /// (id, run_id of the telemetry): nodes without one have no telemetry
         run_ids: Vec<(String, &'static str)>,
+        /// not polled this round (waiting to reconnect after failures)
+        skipped: Vec<String>,
     }
 
     fn line(n: &N, all: &[N], me: bool, w: &World, observer: &str) -> String {
@@ -1110,11 +1135,11 @@ mod tests {
             .iter()
             .map(|me| {
                 let addr = format!("127.0.0.1:{}", me.port);
-                let result = if w.down.contains(&me.id) {
+                let result = if w.down.contains(&me.id) || w.skipped.contains(&me.id) {
                     Err(PollFailure {
                         reason: FailureReason::Connect,
                         message: "refused".into(),
-                        attempted: true,
+                        attempted: !w.skipped.contains(&me.id),
                     })
                 } else {
                     let text: Vec<String> = all
@@ -1597,6 +1622,64 @@ mod tests {
                 .find(|e| e.kind() == EventKind::Failover)
                 .expect("a failover");
             assert_eq!(wire(f)["trigger"], trigger, "{what}: {:#?}", f.details);
+        }
+    }
+
+    #[test]
+    fn a_replica_failure_is_not_charged_to_a_later_failover_away_from_it() {
+        // Found by the chaos run: replica d was killed and flagged FAIL, restarted, promoted by
+        // CLUSTER FAILOVER 5-12 s later, and then replaced by a manual failover; that one was
+        // logged as automatic, with a first failure from around d's promotion. After the
+        // promotion, what looked like a new failure of d was a leftover: observers still
+        // flagging it FAIL from its replica days (variant "flags"), or the exporter's polls of
+        // it skipped while waiting to reconnect (variant "skipped").
+        for variant in ["flags", "skipped"] {
+            let mut all = cluster();
+            let mut d = started(&all);
+            let mut w = World::default();
+            d.observe(&snap(1, &all, &w));
+            w.down = vec![id('d')];
+            w.flags = vec![(id('d'), "fail")];
+            d.observe(&snap(2, &all, &w));
+            d.observe(&snap(3, &all, &w));
+            w.down.clear();
+            match variant {
+                "flags" => {}
+                _ => {
+                    w.flags.clear();
+                    w.skipped = vec![id('d')];
+                }
+            }
+            d.observe(&snap(4, &all, &w));
+            // CLUSTER FAILOVER on d.
+            promote(&mut all, 'a', 'd');
+            for n in all.iter_mut().filter(|n| n.id == id('a')) {
+                n.master_of = Some(id('d'));
+            }
+            w.counters = vec![(id('d'), 1, 5)];
+            let ev = d.observe(&snap(5, &all, &w));
+            let f = ev
+                .iter()
+                .find(|e| e.kind() == EventKind::Failover)
+                .expect("d's promotion");
+            assert_eq!(wire(f)["new_master"]["id"], id('d'), "{variant}");
+            d.observe(&snap(6, &all, &w));
+            w.flags.clear();
+            w.skipped.clear();
+            for t in 7..15 {
+                d.observe(&snap(t, &all, &w));
+            }
+            // CLUSTER FAILOVER on a, d healthy all along.
+            promote_at(&mut all, 'a', 'd', 8);
+            w.counters = vec![(id('d'), 1, 5), (id('a'), 1, 5)];
+            let ev = d.observe(&snap(15, &all, &w));
+            let f = ev
+                .iter()
+                .find(|e| e.kind() == EventKind::Failover)
+                .expect("the manual failover back");
+            assert_eq!(wire(f)["trigger"], "manual", "{variant}: {:#?}", f.details);
+            assert_eq!(wire(f)["first_failure_seen"], Value::Null, "{variant}");
+            assert_eq!(wire(f)["duration_seconds"], Value::Null, "{variant}");
         }
     }
 
