@@ -547,12 +547,23 @@ impl Poller {
             self.known = snapshot.view.addrs();
             self.known_ids = snapshot.view.nodes.keys().cloned().collect();
         }
-        // A node waiting out its reconnect backoff that the cluster reports back (a restarted
-        // process) is polled next round: the seconds after a restart are when a replica is
-        // promoted by hand, and a promotion is classified from its samples before it.
+        // A node waiting out its reconnect backoff after it went away (refused, broken,
+        // silent, loading) that the cluster reports back (a restarted process) is polled next
+        // round: the seconds after a restart are when a replica is promoted by hand, and a
+        // promotion is classified from its samples before it. A node that answers with an
+        // error (credentials, permissions) keeps its backoff.
         let back = back_per_cluster(snapshot);
         for (addr, state) in &mut self.nodes {
-            if state.skip_polls > 0 && back.contains(addr) {
+            let went_away = state.last_failure.as_ref().is_some_and(|f| {
+                matches!(
+                    f.reason,
+                    FailureReason::Connect
+                        | FailureReason::Io
+                        | FailureReason::Timeout
+                        | FailureReason::Loading
+                )
+            });
+            if state.skip_polls > 0 && went_away && back.contains(addr) {
                 tracing::debug!(addr, "the cluster reports the node back; reconnecting now");
                 state.skip_polls = 0;
             }
