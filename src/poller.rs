@@ -547,7 +547,55 @@ impl Poller {
             self.known = snapshot.view.addrs();
             self.known_ids = snapshot.view.nodes.keys().cloned().collect();
         }
+        // A node waiting out its reconnect backoff after it went away (refused, broken,
+        // silent, loading) that the cluster reports back (a restarted process) is polled next
+        // round: the seconds after a restart are when a replica is promoted by hand, and a
+        // promotion is classified from its samples before it. A node that answers with an
+        // error (credentials, permissions) keeps its backoff.
+        let back = back_per_cluster(snapshot);
+        for (addr, state) in &mut self.nodes {
+            let went_away = state.last_failure.as_ref().is_some_and(|f| {
+                matches!(
+                    f.reason,
+                    FailureReason::Connect
+                        | FailureReason::Io
+                        | FailureReason::Timeout
+                        | FailureReason::Loading
+                )
+            });
+            if state.skip_polls > 0 && went_away && back.contains(addr) {
+                tracing::debug!(addr, "the cluster reports the node back; reconnecting now");
+                state.skip_polls = 0;
+            }
+        }
     }
+}
+
+/// Addresses of the nodes most of the observers listing them show with a connected cluster
+/// link and no `fail?`/`fail` flag (their own line not counted).
+fn back_per_cluster(snapshot: &Snapshot) -> BTreeSet<String> {
+    let mut votes: HashMap<String, (usize, usize)> = HashMap::new();
+    for data in snapshot
+        .observations
+        .values()
+        .filter_map(NodeObservation::data)
+    {
+        for line in data.nodes.nodes.iter().filter(|l| !l.flags.myself) {
+            let Some(addr) = line.addr.as_ref().map(ToString::to_string) else {
+                continue;
+            };
+            let v = votes.entry(addr).or_default();
+            v.1 += 1;
+            if line.connected && !line.flags.pfail && !line.flags.fail {
+                v.0 += 1;
+            }
+        }
+    }
+    votes
+        .into_iter()
+        .filter(|(_, (up, all))| up * 2 > *all)
+        .map(|(addr, _)| addr)
+        .collect()
 }
 
 /// Whether the node's last CLUSTER NODES shows it as a master with slots, or there is none yet:

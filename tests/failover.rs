@@ -575,3 +575,145 @@ fn a_replica_failing_twice_gives_two_episodes_with_distinct_keys() {
     assert_eq!(keys.len(), all.len(), "no key twice: {all:#?}");
     assert!(of_kind(&e, "failover").is_empty());
 }
+
+/// `CLUSTER FAILOVER [opt]` on `replica`; waits for its failover event and returns it. A
+/// manual failover that times out on the Redis side (it does, now and then, right after a
+/// replica synced: "Manual failover timed out.") is asked again.
+fn failover_on(cluster: &RedisCluster, e: &Exporter, replica: usize, opt: Option<&str>) -> Value {
+    let new_id = cluster.node_id(replica);
+    let before = of_kind(e, "failover").len();
+    let timeouts = || {
+        cluster
+            .log(replica)
+            .matches("Manual failover timed out")
+            .count()
+    };
+    let mut args = vec!["CLUSTER", "FAILOVER"];
+    args.extend(opt);
+    for _ in 0..3 {
+        let timed_out = timeouts();
+        assert_eq!(cluster.cli(replica, &args), "OK");
+        let t0 = Instant::now();
+        while of_kind(e, "failover").len() <= before
+            && timeouts() == timed_out
+            && t0.elapsed() < Duration::from_secs(20)
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if of_kind(e, "failover").len() > before {
+            break;
+        }
+    }
+    let all = of_kind(e, "failover");
+    assert_eq!(all.len(), before + 1, "{all:#?}");
+    assert_eq!(all[before]["new_master"]["id"], new_id, "{all:#?}");
+    all[before].clone()
+}
+
+/// kill -9 `node`, long enough for the cluster to flag it FAIL (node timeout 2 s), then
+/// restart it and wait until it is back as a replica with its link up.
+fn kill_flag_restart(cluster: &mut RedisCluster, e: &Exporter, node: usize) {
+    let id = cluster.node_id(node);
+    let fails = |e: &Exporter| {
+        of_kind(e, "node_fail")
+            .iter()
+            .filter(|ev| ev["node"]["id"] == id)
+            .count()
+    };
+    let before = fails(e);
+    cluster.kill(node);
+    wait_until(Duration::from_secs(20), "node_fail", || fails(e) > before);
+    cluster.restart(node);
+    wait_until(Duration::from_secs(20), "replica link up", || {
+        cluster.info(node, "replication").get("master_link_status") == Some(&"up".to_string())
+    });
+}
+
+#[test]
+fn failover_on_a_just_restarted_replica_has_its_trigger() {
+    // Found by the chaos run (seed 16, 30 min): the promoted replica had been killed and
+    // restarted 1-3 s before CLUSTER FAILOVER / TAKEOVER, and both exporters logged `unknown`:
+    // the exporter, backing off from the dead address, first polled the new process when it
+    // was already a master, with no replica sample to compare its counters with. The
+    // exporter runs as in the chaos run (1 s poll, 500 ms node timeout).
+    // No diskless-sync delay: the restarted replica's link is up at once, as with a larger
+    // data set a few seconds later, and the failover follows before many polls have sampled it.
+    let mut cluster = RedisCluster::start(ClusterOptions {
+        extra_args: vec!["--repl-diskless-sync-delay".into(), "0".into()],
+        ..ClusterOptions::default()
+    });
+    let e = Exporter::start(
+        &[
+            "--redis-addr",
+            &cluster.seed_url(),
+            "--poll-interval",
+            "1s",
+            "--node-timeout",
+            "500ms",
+        ],
+        &[],
+    );
+    e.wait_ready(Duration::from_secs(10));
+    let cases = [
+        (None, "manual", Duration::from_millis(1000)),
+        (Some("TAKEOVER"), "takeover", Duration::from_millis(1500)),
+    ];
+    for (k, (opt, trigger, pause)) in cases.into_iter().enumerate() {
+        let master = cluster.masters()[k];
+        let replica = cluster.replica_of(master).unwrap();
+        // A round trip first, so the replica's killed process had sent MFSTART and AUTH-REQ:
+        // its counters must not be compared with the restarted process's.
+        assert_eq!(
+            failover_on(&cluster, &e, replica, None)["trigger"],
+            "manual"
+        );
+        cluster.wait_converged(Duration::from_secs(20));
+        assert_eq!(failover_on(&cluster, &e, master, None)["trigger"], "manual");
+        cluster.wait_converged(Duration::from_secs(20));
+        kill_flag_restart(&mut cluster, &e, replica);
+        // The chaos run's cases came 1-3 s after the restart; the link takes part of that.
+        std::thread::sleep(pause);
+        let f = failover_on(&cluster, &e, replica, opt);
+        assert_eq!(f["trigger"], trigger, "{f}");
+        assert_eq!(f["old_master"]["id"], cluster.node_id(master));
+        cluster.wait_converged(Duration::from_secs(20));
+    }
+}
+
+#[test]
+fn a_replica_failure_is_not_charged_to_its_later_failover_as_master() {
+    // Found by the chaos run (seed 16, 30 min): a replica killed (flagged FAIL) and restarted,
+    // promoted seconds later, then replaced by a manual failover: that last one was logged as
+    // automatic, its failure episode of the replica days charged to it. The leftovers that did
+    // it (stale flags, polls skipped in reconnect backoff) depend on timing a real cluster does
+    // not repeat at will: the detector test
+    // a_replica_failure_is_not_charged_to_a_later_failover_away_from_it pins each of them; this
+    // one runs the whole sequence for real (diskless sync without delay, so the failover
+    // follows the restart as closely as in the chaos run).
+    let mut cluster = RedisCluster::start(ClusterOptions {
+        extra_args: vec!["--repl-diskless-sync-delay".into(), "0".into()],
+        ..ClusterOptions::default()
+    });
+    let e = Exporter::start(
+        &[
+            "--redis-addr",
+            &cluster.seed_url(),
+            "--poll-interval",
+            "1s",
+            "--node-timeout",
+            "500ms",
+        ],
+        &[],
+    );
+    e.wait_ready(Duration::from_secs(10));
+    let master = cluster.masters()[0];
+    let replica = cluster.replica_of(master).unwrap();
+    kill_flag_restart(&mut cluster, &e, replica);
+    std::thread::sleep(Duration::from_millis(1000));
+    let up = failover_on(&cluster, &e, replica, None);
+    assert_eq!(up["trigger"], "manual", "{up}");
+    let back = failover_on(&cluster, &e, master, None);
+    assert_eq!(back["trigger"], "manual", "{back}");
+    assert!(back["first_failure_seen"].is_null(), "{back}");
+    assert!(back["duration_seconds"].is_null(), "{back}");
+}

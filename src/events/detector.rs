@@ -8,7 +8,7 @@ use crate::events::kind::{
     SlotsMovedDetails, StateValue, Trigger,
 };
 use crate::events::store::NewEvent;
-use crate::model::{Role, Snapshot, ViewNode};
+use crate::model::{NodeData, Role, Snapshot, ViewNode};
 use crate::parse::cluster_nodes::{SLOT_COUNT, SlotRange, format_ranges, slots_to_ranges};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -96,9 +96,12 @@ pub struct Topology {
     pub last_event_id: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct ReplicaSample {
     offset: Option<i64>,
+    /// Cluster bus messages sent, all types: lower than an earlier sample's means the process
+    /// restarted in between.
+    messages_sent: u64,
     mfstart_sent: u64,
     auth_req_sent: u64,
     /// FAIL messages received: the cluster broadcasts one when a majority flags a node FAIL.
@@ -118,8 +121,22 @@ struct History {
     /// The node's config epoch when the episode began: a node seen healthy as a master at
     /// another epoch has taken part in a newer configuration, which ends the episode.
     episode_epoch: u64,
+    /// The episode began while the node was a replica: it explains nothing about a later
+    /// failover away from the node as a master.
+    episode_as_replica: bool,
+    /// The node was flagged when its promotion was logged: a promotion needs a majority of
+    /// masters to hear it (or its own master, for TAKEOVER), so flags that stay on from then are
+    /// observers' leftovers from before, not a new failure. Cleared once it is seen unflagged.
+    flags_from_before: bool,
     last_master_offset: Option<i64>,
+    /// Samples of the node's current process while it was a replica, oldest first.
     replica_samples: VecDeque<ReplicaSample>,
+    /// The node's process was seen to restart after its newest replica sample (or it has none),
+    /// so all its counters are newer than anything sampled: they count from 0.
+    fresh_process: bool,
+    /// `run_id` of the process last seen answering (INFO all; the telemetry is taken afresh by
+    /// the first poll after a failed one, so a restarted process is known by its first answer).
+    run_id: Option<String>,
     pfail_polls: u32,
 }
 
@@ -129,6 +146,7 @@ impl History {
         self.first_failure_seen = None;
         self.fail_flag_seen = false;
         self.recovered_at = None;
+        self.episode_as_replica = false;
     }
 }
 
@@ -273,6 +291,7 @@ impl Detector {
         for n in view.nodes.values().filter(|n| n.role == Role::Master) {
             if let Some(h) = self.history.get_mut(&n.id) {
                 h.replica_samples.clear();
+                h.fresh_process = false;
             }
         }
         events.retain(|e| !self.suppress.remove(&e.key));
@@ -282,12 +301,21 @@ impl Detector {
     fn update_history(&mut self, snap: &Snapshot) {
         for n in snap.view.nodes.values() {
             let h = self.history.entry(n.id.clone()).or_default();
-            let polled_down = n
+            let failure = n
                 .addr
                 .as_deref()
                 .and_then(|a| snap.observations.get(a))
-                .is_some_and(|o| o.result.is_err());
-            let flagged = !n.pfail_reporters.is_empty() || !n.fail_reporters.is_empty();
+                .and_then(|o| o.result.as_ref().err());
+            // A poll skipped while waiting to reconnect is no news: it continues an episode,
+            // it does not begin one.
+            let polled_down =
+                failure.is_some_and(|f| f.attempted || h.first_failure_seen.is_some());
+            let mut flagged = !n.pfail_reporters.is_empty() || !n.fail_reporters.is_empty();
+            if !flagged {
+                h.flags_from_before = false;
+            } else if h.flags_from_before && n.reachable {
+                flagged = false;
+            }
             if flagged || polled_down {
                 if h.recovered_at.take().is_some() {
                     // A new episode.
@@ -296,8 +324,9 @@ impl Detector {
                 if h.first_failure_seen.is_none() {
                     h.first_failure_seen = Some(snap.time);
                     h.episode_epoch = n.config_epoch;
+                    h.episode_as_replica = n.role == Role::Replica;
                 }
-                h.fail_flag_seen |= !n.fail_reporters.is_empty();
+                h.fail_flag_seen |= flagged && !n.fail_reporters.is_empty();
             } else if n.reachable && h.first_failure_seen.is_some() {
                 if n.role == Role::Master
                     && !n.slots.is_empty()
@@ -313,6 +342,7 @@ impl Detector {
             if !n.reachable {
                 continue;
             }
+            note_restart(h, snap.data_of(&n.id));
             match n.role {
                 // Only a master serving slots: a failed master restarting empty reports offset
                 // 0 before it learns it was replaced, which is not what it had acknowledged.
@@ -328,6 +358,7 @@ impl Detector {
                     let ci = snap.data_of(&n.id).map(|d| &d.cluster_info);
                     h.replica_samples.push_back(ReplicaSample {
                         offset: n.repl_offset,
+                        messages_sent: ci.map_or(0, |c| c.messages_sent),
                         mfstart_sent: ci.map_or(0, |c| c.sent("mfstart")),
                         auth_req_sent: ci.map_or(0, |c| c.sent("auth-req")),
                         fail_received: ci.map_or(0, |c| c.received("fail")),
@@ -402,9 +433,12 @@ impl Detector {
                     }
                     events.push(failover);
                     // A promoted node starts afresh: an old failure episode of its own must not
-                    // be charged to a later failover away from it.
+                    // be charged to a later failover away from it, nor flags left over from it.
                     if let Some(h) = self.history.get_mut(t) {
                         h.end_episode();
+                        h.flags_from_before = snap.view.nodes.get(t).is_some_and(|n| {
+                            !n.pfail_reporters.is_empty() || !n.fail_reporters.is_empty()
+                        });
                     }
                 }
             } else {
@@ -477,8 +511,10 @@ impl Detector {
         let empty = History::default();
         let old_hist = self.history.get(old).unwrap_or(&empty);
         let new_hist = self.history.get(new).unwrap_or(&empty);
-        // A failure episode that ended long before the promotion is not evidence.
+        // A failure episode that ended long before the promotion is not evidence, nor one
+        // from when the old master was a replica.
         let failing = old_hist.first_failure_seen.is_some()
+            && !old_hist.episode_as_replica
             && old_hist
                 .recovered_at
                 .is_none_or(|r| snap.time.duration_since(r).unwrap_or_default() <= RECENT_RECOVERY);
@@ -849,6 +885,45 @@ impl Detector {
     }
 }
 
+/// Drops the replica samples of an earlier process of the node when the one answering now is
+/// another (a new `run_id`, or bus counters lower than the newest sample's): counters of two
+/// processes cannot be compared, and the new one's count from 0.
+fn note_restart(h: &mut History, data: Option<&NodeData>) {
+    let run_id = data
+        .and_then(NodeData::stats_info)
+        .map(|i| i.run_id.as_str())
+        .filter(|r| !r.is_empty());
+    let new_run =
+        matches!((run_id, h.run_id.as_deref()), (Some(now), Some(before)) if now != before);
+    let counters_back = match (data, h.replica_samples.back()) {
+        (Some(d), Some(s)) => d.cluster_info.messages_sent < s.messages_sent,
+        _ => false,
+    };
+    if new_run || counters_back {
+        h.replica_samples.clear();
+        h.fresh_process = true;
+    }
+    if let Some(r) = run_id {
+        h.run_id = Some(r.to_string());
+    }
+}
+
+/// The counters the promoted node's are compared with: its oldest replica sample, or zero when
+/// its process started after everything sampled (a replica restarted, then promoted before or
+/// right after its first sample).
+fn baseline_of(data: Option<&NodeData>, new_hist: &History) -> Option<ReplicaSample> {
+    let sample = new_hist.replica_samples.front().copied();
+    match (data, sample) {
+        // Counters below the sample's: restarted since, unseen (between two polls).
+        (Some(d), Some(s)) if d.cluster_info.messages_sent < s.messages_sent => {
+            Some(ReplicaSample::default())
+        }
+        (_, Some(s)) => Some(s),
+        (_, None) if new_hist.fresh_process => Some(ReplicaSample::default()),
+        (_, None) => None,
+    }
+}
+
 /// How the promotion of `new` was started. The cluster flagging the old master FAIL means the
 /// replica won an election on its own. A `failing` (unreachable or suspected) master rules out
 /// a manual failover, which needs the master's cooperation; FORCE and TAKEOVER are told apart
@@ -861,7 +936,7 @@ fn classify_trigger(
     failing: bool,
 ) -> Trigger {
     let data = snap.data_of(new);
-    let baseline = new_hist.replica_samples.front();
+    let baseline = baseline_of(data, new_hist);
     let by_counters = match (data, baseline) {
         (Some(d), Some(b)) => {
             if d.cluster_info.sent("mfstart") > b.mfstart_sent {
@@ -945,7 +1020,7 @@ fn short(id: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{FailureReason, NodeData, NodeObservation, PollFailure};
+    use crate::model::{FailureReason, NodeData, NodeObservation, NodeStats, PollFailure};
     use crate::parse::{cluster_info, cluster_nodes, info};
     use serde_json::Value;
     use std::time::UNIX_EPOCH;
@@ -1005,6 +1080,12 @@ mod tests {
         fail_received: Vec<(String, u64)>,
         /// observers that see a different owner for slot 0: (observer id, owner id)
         stale_owner_of_0: Vec<(String, String)>,
+        /// (id, cluster_stats_messages_sent)
+        messages_sent: Vec<(String, u64)>,
+        /// (id, run_id of the telemetry): nodes without one have no telemetry
+        run_ids: Vec<(String, &'static str)>,
+        /// not polled this round (waiting to reconnect after failures)
+        skipped: Vec<String>,
     }
 
     fn line(n: &N, all: &[N], me: bool, w: &World, observer: &str) -> String {
@@ -1054,11 +1135,11 @@ mod tests {
             .iter()
             .map(|me| {
                 let addr = format!("127.0.0.1:{}", me.port);
-                let result = if w.down.contains(&me.id) {
+                let result = if w.down.contains(&me.id) || w.skipped.contains(&me.id) {
                     Err(PollFailure {
                         reason: FailureReason::Connect,
                         message: "refused".into(),
-                        attempted: true,
+                        attempted: !w.skipped.contains(&me.id),
                     })
                 } else {
                     let text: Vec<String> = all
@@ -1071,8 +1152,9 @@ mod tests {
                         .find(|c| c.0 == me.id)
                         .map_or((0, 0), |c| (c.1, c.2));
                     let fr = w.fail_received.iter().find(|c| c.0 == me.id).map_or(0, |c| c.1);
+                    let ms = w.messages_sent.iter().find(|c| c.0 == me.id).map_or(0, |c| c.1);
                     let ci = format!(
-                        "cluster_state:{}\ncluster_slots_ok:16384\ncluster_stats_messages_mfstart_sent:{mf}\ncluster_stats_messages_auth-req_sent:{ar}\ncluster_stats_messages_fail_received:{fr}\ncluster_current_epoch:9\n",
+                        "cluster_state:{}\ncluster_slots_ok:16384\ncluster_stats_messages_sent:{ms}\ncluster_stats_messages_mfstart_sent:{mf}\ncluster_stats_messages_auth-req_sent:{ar}\ncluster_stats_messages_fail_received:{fr}\ncluster_current_epoch:9\n",
                         if w.state_fail { "fail" } else { "ok" }
                     );
                     let off = w.offsets.iter().find(|o| o.0 == me.id).map_or(100, |o| o.1);
@@ -1087,7 +1169,16 @@ mod tests {
                             cluster_nodes::parse_cluster_nodes(&text.join("\n")).unwrap(),
                         ),
                         info: info::parse_info(&inf).unwrap(),
-                        stats: None,
+                        stats: w.run_ids.iter().find(|r| r.0 == me.id).map(|r| {
+                            std::sync::Arc::new(NodeStats {
+                                time: UNIX_EPOCH,
+                                info: info::parse_info(&format!("run_id:{}\n", r.1)).unwrap(),
+                                config: Default::default(),
+                                slowlog: None,
+                                latency_spikes: Vec::new(),
+                                hot_slots: Default::default(),
+                            })
+                        }),
                         soft_failures: Vec::new(),
                     })
                 };
@@ -1474,6 +1565,122 @@ mod tests {
         assert_eq!(wire(f)["trigger"], "takeover", "{:#?}", f.details);
         assert_eq!(wire(f)["duration_seconds"], Value::Null);
         assert_eq!(wire(f)["first_failure_seen"], Value::Null);
+    }
+
+    #[test]
+    fn a_replica_restarted_just_before_its_promotion_counts_from_zero() {
+        // Found by the chaos run: replica d, whose earlier process had sent MFSTART and
+        // AUTH-REQ (an earlier manual failover), was killed, restarted, and promoted by
+        // CLUSTER FAILOVER seconds later. Its new process's counters (1 MFSTART, 5 AUTH-REQ
+        // since it started) equal the old samples', which made the failover a takeover; with
+        // no sample at all it was `unknown`. The restart is known from a new run_id, or from
+        // bus counters lower than the last sample's; the new process counts from 0.
+        let cases = [
+            // (run_id at promotion, new process's messages_sent, sampled once before the
+            // promotion, its (mfstart, auth-req) at promotion, trigger)
+            ("new", 1000, false, (1, 5), "manual"),
+            ("old", 40, false, (1, 5), "manual"),
+            ("new", 1000, true, (1, 5), "manual"),
+            ("new", 1000, false, (1, 0), "manual"),
+            ("new", 1000, false, (0, 5), "force"),
+            ("new", 1000, false, (0, 0), "takeover"),
+        ];
+        for (run_id, sent, sampled_before, (mf, ar), trigger) in cases {
+            let what = format!("{run_id} {sent} {sampled_before} {mf} {ar}");
+            let mut all = cluster();
+            let mut d = started(&all);
+            let mut w = World {
+                counters: vec![(id('d'), 1, 5)],
+                messages_sent: vec![(id('d'), 900)],
+                run_ids: vec![(id('d'), "old")],
+                ..World::default()
+            };
+            for t in 1..4 {
+                d.observe(&snap(t, &all, &w));
+            }
+            w.down = vec![id('d')];
+            w.flags = vec![(id('d'), "fail")];
+            d.observe(&snap(4, &all, &w));
+            d.observe(&snap(5, &all, &w));
+            w.down.clear();
+            w.flags.clear();
+            w.run_ids = vec![(id('d'), run_id)];
+            if sampled_before {
+                w.counters = vec![(id('d'), 0, 0)];
+                w.messages_sent = vec![(id('d'), sent / 2)];
+                d.observe(&snap(6, &all, &w));
+            }
+            promote(&mut all, 'a', 'd');
+            for n in all.iter_mut().filter(|n| n.id == id('a')) {
+                n.master_of = Some(id('d'));
+            }
+            w.counters = vec![(id('d'), mf, ar)];
+            w.messages_sent = vec![(id('d'), sent)];
+            let ev = d.observe(&snap(7, &all, &w));
+            let f = ev
+                .iter()
+                .find(|e| e.kind() == EventKind::Failover)
+                .expect("a failover");
+            assert_eq!(wire(f)["trigger"], trigger, "{what}: {:#?}", f.details);
+        }
+    }
+
+    #[test]
+    fn a_replica_failure_is_not_charged_to_a_later_failover_away_from_it() {
+        // Found by the chaos run: replica d was killed and flagged FAIL, restarted, promoted by
+        // CLUSTER FAILOVER 5-12 s later, and then replaced by a manual failover; that one was
+        // logged as automatic, with a first failure from around d's promotion. After the
+        // promotion, what looked like a new failure of d was a leftover: observers still
+        // flagging it FAIL from its replica days (variant "flags"), or the exporter's polls of
+        // it skipped while waiting to reconnect (variant "skipped").
+        for variant in ["flags", "skipped"] {
+            let mut all = cluster();
+            let mut d = started(&all);
+            let mut w = World::default();
+            d.observe(&snap(1, &all, &w));
+            w.down = vec![id('d')];
+            w.flags = vec![(id('d'), "fail")];
+            d.observe(&snap(2, &all, &w));
+            d.observe(&snap(3, &all, &w));
+            w.down.clear();
+            match variant {
+                "flags" => {}
+                _ => {
+                    w.flags.clear();
+                    w.skipped = vec![id('d')];
+                }
+            }
+            d.observe(&snap(4, &all, &w));
+            // CLUSTER FAILOVER on d.
+            promote(&mut all, 'a', 'd');
+            for n in all.iter_mut().filter(|n| n.id == id('a')) {
+                n.master_of = Some(id('d'));
+            }
+            w.counters = vec![(id('d'), 1, 5)];
+            let ev = d.observe(&snap(5, &all, &w));
+            let f = ev
+                .iter()
+                .find(|e| e.kind() == EventKind::Failover)
+                .expect("d's promotion");
+            assert_eq!(wire(f)["new_master"]["id"], id('d'), "{variant}");
+            d.observe(&snap(6, &all, &w));
+            w.flags.clear();
+            w.skipped.clear();
+            for t in 7..15 {
+                d.observe(&snap(t, &all, &w));
+            }
+            // CLUSTER FAILOVER on a, d healthy all along.
+            promote_at(&mut all, 'a', 'd', 8);
+            w.counters = vec![(id('d'), 1, 5), (id('a'), 1, 5)];
+            let ev = d.observe(&snap(15, &all, &w));
+            let f = ev
+                .iter()
+                .find(|e| e.kind() == EventKind::Failover)
+                .expect("the manual failover back");
+            assert_eq!(wire(f)["trigger"], "manual", "{variant}: {:#?}", f.details);
+            assert_eq!(wire(f)["first_failure_seen"], Value::Null, "{variant}");
+            assert_eq!(wire(f)["duration_seconds"], Value::Null, "{variant}");
+        }
     }
 
     #[test]

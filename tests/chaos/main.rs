@@ -5,7 +5,8 @@
 //! oracle, writes the score as JSON and fails when a target is missed.
 //!
 //! Ignored by default; `scripts/chaos.sh --seed S --minutes M` runs it (env `CHAOS_SEED`,
-//! `CHAOS_MINUTES`, `CHAOS_OUT`). `docs/reliability.md` explains the rules.
+//! `CHAOS_MINUTES`, `CHAOS_OUT`, and `CHAOS_EVENT_RETENTION` for both exporters'
+//! `--event-retention`). `docs/reliability.md` explains the rules.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -42,6 +43,8 @@ pub struct Settings {
     pub seed: u64,
     pub minutes: f64,
     pub out: PathBuf,
+    /// `--event-retention` of both exporters (their default when `None`).
+    pub event_retention: Option<u64>,
 }
 
 fn settings() -> Settings {
@@ -55,12 +58,18 @@ fn settings() -> Settings {
         out: var("CHAOS_OUT")
             .map(PathBuf::from)
             .unwrap_or_else(|| std::env::temp_dir().join(format!("chaos-score-{seed}.json"))),
+        event_retention: var("CHAOS_EVENT_RETENTION").and_then(|s| s.parse().ok()),
     }
 }
 
-fn start_exporter(cluster: &RedisCluster, event_log: Option<PathBuf>) -> Exporter {
+fn start_exporter(
+    cluster: &RedisCluster,
+    event_log: Option<PathBuf>,
+    retention: Option<u64>,
+) -> Exporter {
     let seeds = cluster.seed_urls();
     let log = event_log.map(|p| p.display().to_string());
+    let retention = retention.map(|r| r.to_string());
     let mut args = vec![
         "--redis-addr",
         &seeds,
@@ -74,12 +83,15 @@ fn start_exporter(cluster: &RedisCluster, event_log: Option<PathBuf>) -> Exporte
     if let Some(l) = log.as_deref() {
         args.extend(["--event-log", l]);
     }
+    if let Some(r) = retention.as_deref() {
+        args.extend(["--event-retention", r]);
+    }
     let e = Exporter::start(&args, &[]);
     e.wait_ready(Duration::from_secs(15));
     e
 }
 
-fn setup() -> Chaos {
+fn setup(s: &Settings) -> Chaos {
     let cluster = RedisCluster::start(ClusterOptions {
         masters: 3,
         replicas: 2,
@@ -90,8 +102,9 @@ fn setup() -> Chaos {
     let a = start_exporter(
         &cluster,
         tmpfs.as_ref().map(|t| t.path().join("events.jsonl")),
+        s.event_retention,
     );
-    let b = start_exporter(&cluster, None);
+    let b = start_exporter(&cluster, None, s.event_retention);
     let ports = Arc::new(Mutex::new(
         (0..cluster.node_count())
             .map(|i| cluster.port(i))
@@ -121,7 +134,7 @@ fn chaos_run() {
         s.minutes,
         s.out.display()
     );
-    let mut chaos = setup();
+    let mut chaos = setup(&s);
     let started = unix_now();
     let mut writer = writer::Writer::start(chaos.ports.clone());
     let mut res = report::Resources::default();

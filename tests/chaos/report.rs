@@ -252,7 +252,7 @@ pub fn finish(
             .map(|(a, b)| a.all_keys.difference(&b.all_keys).count())
     };
     let report = json!({
-        "seed": s.seed, "minutes": s.minutes, "started": started, "ended": unix_now(),
+        "seed": s.seed, "minutes": s.minutes, "event_retention": s.event_retention, "started": started, "ended": unix_now(),
         "poll_interval_s": POLL.1, "steps": ran, "faults": c.faults.iter().map(|f| f.json()).collect::<Vec<_>>(),
         "fault_counts": fault_counts(c), "oracle_rounds": c.oracle.rounds(), "failovers": truth_json,
         "recall": {"detected": t.matched, "happened": t.counted}, "spurious": t.spurious, "duplicate_keys": t.dups,
