@@ -1,0 +1,65 @@
+//! Membership, slot-move and config-conflict tests.
+
+use super::*;
+
+#[test]
+fn membership_and_slot_moves() {
+    let mut all = cluster();
+    let mut d = started(&all);
+    all.push(N {
+        id: id('g'),
+        port: 7006,
+        master_of: None,
+        epoch: 0,
+        slots: String::new(),
+    });
+    let w = World::default();
+    let ev = d.observe(&snap(1, &all, &w));
+    assert_eq!(kinds(&ev), ["node_added"]);
+    // Move slots 0-99 from a to g (g's epoch bumped to 8).
+    for n in all.iter_mut() {
+        if n.id == id('a') {
+            n.slots = "100-5460".into();
+        } else if n.id == id('g') {
+            n.slots = "0-99".into();
+            n.epoch = 8;
+        }
+    }
+    let ev = d.observe(&snap(2, &all, &w));
+    assert_eq!(kinds(&ev), ["slots_moved"]);
+    assert_eq!(wire(&ev[0])["slots"], "0-99");
+    assert_eq!(wire(&ev[0])["from"]["id"], id('a'));
+    assert_eq!(wire(&ev[0])["to"]["id"], id('g'));
+    assert_eq!(wire(&ev[0])["slot_count"], 100);
+    all.retain(|n| n.id != id('g'));
+    for n in all.iter_mut() {
+        if n.id == id('a') {
+            n.slots = "0-5460".into();
+            n.epoch = 9;
+        }
+    }
+    let ev = d.observe(&snap(3, &all, &w));
+    assert_eq!(kinds(&ev), ["slots_moved", "node_removed"]);
+}
+
+#[test]
+fn config_conflict_needs_to_last() {
+    let all = cluster();
+    let mut d = started(&all);
+    // Observer e believes b owns slot 0 with a higher epoch than a's: e's claim wins the
+    // merged map, so everyone else disagrees.
+    let w = World {
+        stale_owner_of_0: vec![(id('e'), id('b'))],
+        ..World::default()
+    };
+    let mut all_events = vec![];
+    for t in 1..6 {
+        all_events.extend(d.observe(&snap(t, &all, &w)));
+    }
+    let conflicts: Vec<_> = all_events
+        .iter()
+        .filter(|e| e.kind() == EventKind::ConfigConflict)
+        .collect();
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!(wire(conflicts[0])["slots"], "0");
+}
