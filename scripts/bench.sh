@@ -111,6 +111,11 @@ free_port() {
 # /proc/PID/task/TID/schedstat (nanoseconds; /proc/PID/stat's ticks are too coarse for a
 # 6-node exporter that uses a few milliseconds a minute).
 cpu_s() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.6f", s / 1e9}'; }
+# Times the process's threads were scheduled in so far (third field of schedstat: timeslices
+# run, i.e. wakeups plus preemptions), summed over its threads.
+slices() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $3} END {printf "%d", s}'; }
+# Threads of the process.
+threads() { ls /proc/"$1"/task 2>/dev/null | wc -l; }
 delta() { awk -v a="$1" -v b="$2" 'BEGIN {d = b - a; printf "%.6f", d < 0 ? 0 : d}'; }
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
 # First sample value of metric $2 at URL $1 (classic text).
@@ -215,9 +220,9 @@ scale() {
   done
   say ""
   say "Scale: exporter vs cluster-sim, poll 1s, node timeout 1s, ${SCALE_SECONDS}s per point"
-  say "$(printf '%-6s %-9s %7s %10s %10s %12s %9s %9s %11s %9s' N mode rounds 'cpu_ms/rnd' \
-    'sim_ms/rnd' 'bytes/rnd' 'round_s' 'rss_MB' 'metrics_B' 'get_ms')"
-  local n mode dir extra c0 c1 s0 s1 b0 b1 r0 r1 p0 p1 rounds timing
+  say "$(printf '%-6s %-9s %7s %10s %10s %12s %9s %9s %11s %9s %9s' N mode rounds 'cpu_ms/rnd' \
+    'sim_ms/rnd' 'bytes/rnd' 'round_s' 'rss_MB' 'metrics_B' 'get_ms' 'wake/rnd')"
+  local n mode dir extra c0 c1 s0 s1 b0 b1 r0 r1 p0 p1 w0 w1 rounds timing
   for n in $SCALE_NODES; do
     for mode in "${modes[@]}"; do
       dir="$TMP/scale-$n-$mode"
@@ -228,25 +233,26 @@ scale() {
       start_exporter "$dir" "redis://127.0.0.1:${SIM_PORTS[0]}" "${extra[@]}"
       wait_for $((60 + n / 5)) "all $n nodes up" all_up "$EXP_URL" "$n"
       sleep 5
-      c0=$(cpu_s "$EXP_PID") s0=$(cpu_s "$SIM_PID")
+      c0=$(cpu_s "$EXP_PID") s0=$(cpu_s "$SIM_PID") w0=$(slices "$EXP_PID")
       b0=$(sim_send stats | jq .total_reply_bytes)
       r0=$(metric "$EXP_URL/metrics" redis_exporter_poll_duration_seconds_count)
       p0=$(metric "$EXP_URL/metrics" redis_exporter_poll_duration_seconds_sum)
       sleep "$SCALE_SECONDS"
-      c1=$(cpu_s "$EXP_PID") s1=$(cpu_s "$SIM_PID")
+      c1=$(cpu_s "$EXP_PID") s1=$(cpu_s "$SIM_PID") w1=$(slices "$EXP_PID")
       b1=$(sim_send stats | jq .total_reply_bytes)
       r1=$(metric "$EXP_URL/metrics" redis_exporter_poll_duration_seconds_count)
       p1=$(metric "$EXP_URL/metrics" redis_exporter_poll_duration_seconds_sum)
       rounds=$(awk -v a="$r0" -v b="$r1" 'BEGIN {print b - a}')
       [ "$rounds" -gt 0 ] || die "no poll round completed at N=$n"
       timing=$(get_timing "$EXP_URL/metrics" 21)
-      say "$(printf '%-6s %-9s %7s %10s %10s %12s %9s %9s %11s %9s' "$n" "$mode" "$rounds" \
+      say "$(printf '%-6s %-9s %7s %10s %10s %12s %9s %9s %11s %9s %9s' "$n" "$mode" "$rounds" \
         "$(awk -v d="$(delta "$c0" "$c1")" -v r="$rounds" 'BEGIN {printf "%.2f", d / r * 1000}')" \
         "$(awk -v d="$(delta "$s0" "$s1")" -v r="$rounds" 'BEGIN {printf "%.2f", d / r * 1000}')" \
         "$(awk -v a="$b0" -v b="$b1" -v r="$rounds" 'BEGIN {printf "%.0f", (b - a) / r}')" \
         "$(awk -v a="$p0" -v b="$p1" -v r="$rounds" 'BEGIN {printf "%.3f", (b - a) / r}')" \
         "$(awk -v k="$(hwm_kb "$EXP_PID")" 'BEGIN {printf "%.1f", k / 1024}')" \
-        "${timing% *}" "${timing#* }")"
+        "${timing% *}" "${timing#* }" \
+        "$(awk -v a="$w0" -v b="$w1" -v r="$rounds" 'BEGIN {printf "%.0f", (b - a) / r}')")"
       if [ -n "${BENCH_PROFILE:-}" ]; then profile "$EXP_PID" "N=$n-$mode"; fi
       stop "$EXP_PID" "$SIM_PID"
     done
@@ -254,7 +260,8 @@ scale() {
   say "(cpu_ms/rnd: exporter user+sys CPU milliseconds per poll round; sim_ms/rnd: the simulator's;"
   say " bytes/rnd: RESP reply bytes the simulator sent per round; round_s: mean wall time of a"
   say " poll round (redis_exporter_poll_duration_seconds); rss_MB: exporter VmHWM; metrics_B and"
-  say " get_ms: /metrics body size and median GET time, 21 sequential GETs after the window)"
+  say " get_ms: /metrics body size and median GET time, 21 sequential GETs after the window;"
+  say " wake/rnd: times the exporter's threads were scheduled in per round, from schedstat)"
 }
 
 # ------------------------------------------------------------------------------------------
