@@ -269,18 +269,19 @@ scale() {
         "$(awk -v a="$p0" -v b="$p1" -v r="$rounds" 'BEGIN {printf "%.3f", (b - a) / r}')" \
         "$(awk -v k="$(hwm_kb "$EXP_PID")" 'BEGIN {printf "%.1f", k / 1024}')" \
         "${timing% *}" "$render" "${timing#* }" \
-        "$(awk -v a="$w0" -v b="$w1" -v r="$rounds" 'BEGIN {printf "%.0f", (b - a) / r}')")"
+        "$(awk -v a="$w0" -v b="$w1" -v r="$rounds" 'BEGIN {if (b < a) print "-"; else printf "%.0f", (b - a) / r}')")"
       if [ -n "${BENCH_PROFILE:-}" ]; then profile "$EXP_PID" "N=$n-$mode"; fi
       stop "$EXP_PID" "$SIM_PID"
     done
   done
   say "(cpu_ms/rnd: exporter user+sys CPU milliseconds per poll round; sim_ms/rnd: the simulator's;"
   say " bytes/rnd: RESP reply bytes the simulator sent per round; round_s: mean wall time of a"
-  say " poll round (redis_exporter_poll_duration_seconds); rss_MB: exporter VmHWM; metrics_B and"
+  say " poll round (redis_exporter_poll_duration_seconds); rss_MB: exporter VmHWM;"
   say " cpu_us/node: cpu_ms/rnd per node, flat where growth is linear; metrics_B: /metrics body"
   say " size; render_ms: median of 5 GETs each the first after a new poll (it renders, no gzip);"
   say " get_ms: median of 21 sequential GETs after the window, mostly served from a render;"
-  say " wake/rnd: times the exporter's threads were scheduled in per round, from schedstat)"
+  say " wake/rnd: times the exporter's threads were scheduled in per round, from schedstat; a"
+  say " thread that exits in the window takes its count along, '-' when that made it negative)"
 }
 
 # ------------------------------------------------------------------------------------------
