@@ -5,7 +5,8 @@
 #
 # scale    the exporter against the cluster simulator (target/release/cluster-sim) at
 #          N = $SCALE_NODES nodes, poll 1 s, node timeout 1 s: CPU seconds per poll round, peak RSS,
-#          reply bytes read per round, mean poll-round wall time, /metrics size and GET time.
+#          reply bytes read per round, mean poll-round wall time, /metrics size, render and GET
+#          time, wakeups per round; CPU per node-poll shows where growth is not linear.
 #          Each N runs in mode "full" (CLUSTER NODES from every node every round) and, when the
 #          exporter has --full-topology-max-nodes, "adaptive" (its default).
 # compare  one real 6-node cluster (redis-server + redis-cli --cluster create on free loopback
@@ -27,7 +28,7 @@
 #          prometheus-redis-exporter's /scrape?target=... on the 6-node cluster.
 #
 # Environment: BENCH_SECONDS (60), REDIS_TIME_SECONDS (30), SCALE_SECONDS (30),
-#   SCALE_NODES ("6 60 100 300 1000"), SCALE_MODES ("full adaptive"), WRK_SECONDS (10), WRK_CONNECTIONS (50), LAT_NODES (100),
+#   SCALE_NODES ("6 60 100 300 1000 2000"; mode full stops at 1000), SCALE_MODES ("full adaptive"), WRK_SECONDS (10), WRK_CONNECTIONS (50), LAT_NODES (100),
 #   BENCH_PROFILE=1 (perf record the exporter for 10 s at each N, print the top functions),
 #   SKIP_BUILD=1 (use the existing target/release binaries), BENCH_OUT (target/bench).
 # Needs: cargo, redis-server, redis-cli, curl, jq, prometheus-redis-exporter (compare, redis-time),
@@ -40,7 +41,7 @@ WHAT=${1:-all}
 BENCH_SECONDS=${BENCH_SECONDS:-60}
 REDIS_TIME_SECONDS=${REDIS_TIME_SECONDS:-30}
 SCALE_SECONDS=${SCALE_SECONDS:-30}
-SCALE_NODES=${SCALE_NODES:-"6 60 100 300 1000"}
+SCALE_NODES=${SCALE_NODES:-"6 60 100 300 1000 2000"}
 SCALE_MODES=${SCALE_MODES:-"full adaptive"}
 WRK_SECONDS=${WRK_SECONDS:-10}
 WRK_CONNECTIONS=${WRK_CONNECTIONS:-50}
@@ -111,6 +112,11 @@ free_port() {
 # /proc/PID/task/TID/schedstat (nanoseconds; /proc/PID/stat's ticks are too coarse for a
 # 6-node exporter that uses a few milliseconds a minute).
 cpu_s() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.6f", s / 1e9}'; }
+# Times the process's threads were scheduled in so far (third field of schedstat: timeslices
+# run, i.e. wakeups plus preemptions), summed over its threads.
+slices() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $3} END {printf "%d", s}'; }
+# Threads of the process.
+threads() { ls /proc/"$1"/task 2>/dev/null | wc -l; }
 delta() { awk -v a="$1" -v b="$2" 'BEGIN {d = b - a; printf "%.6f", d < 0 ? 0 : d}'; }
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
 # First sample value of metric $2 at URL $1 (classic text).
@@ -191,6 +197,16 @@ get_timing() {
   echo "$bytes $(echo "$times" | awk '{a[NR] = $1 * 1000} END {printf "%.2f", a[int((NR + 1) / 2)]}')"
 }
 
+# Median ms of the first GET of URL after a new poll, which renders it (the poll interval is
+# 1 s, so GETs 1.2 s apart each find a new poll), over $2 GETs.
+render_timing() {
+  local url=$1 n=$2
+  for _ in $(seq "$n"); do
+    sleep 1.2
+    curl -s -o /dev/null -w '%{time_total}\n' "$url"
+  done | sort -n | awk '{a[NR] = $1 * 1000} END {printf "%.2f", a[int((NR + 1) / 2)]}'
+}
+
 profile() { # pid, label
   command -v perf >/dev/null || {
     log "perf not installed: no profile"
@@ -215,11 +231,15 @@ scale() {
   done
   say ""
   say "Scale: exporter vs cluster-sim, poll 1s, node timeout 1s, ${SCALE_SECONDS}s per point"
-  say "$(printf '%-6s %-9s %7s %10s %10s %12s %9s %9s %11s %9s' N mode rounds 'cpu_ms/rnd' \
-    'sim_ms/rnd' 'bytes/rnd' 'round_s' 'rss_MB' 'metrics_B' 'get_ms')"
-  local n mode dir extra c0 c1 s0 s1 b0 b1 r0 r1 p0 p1 rounds timing
+  say "$(printf '%-6s %-9s %7s %10s %11s %10s %12s %9s %9s %11s %9s %9s %9s' N mode rounds 'cpu_ms/rnd' \
+    'cpu_us/node' 'sim_ms/rnd' 'bytes/rnd' 'round_s' 'rss_MB' 'metrics_B' 'render_ms' 'get_ms' 'wake/rnd')"
+  local n mode dir extra c0 c1 s0 s1 b0 b1 r0 r1 p0 p1 w0 w1 rounds timing render cpu
   for n in $SCALE_NODES; do
     for mode in "${modes[@]}"; do
+      if [ "$mode" = full ] && [ "$n" -gt 1000 ]; then
+        log "mode full skipped at N=$n (its CLUSTER NODES alone exceed a 1 s round)"
+        continue
+      fi
       dir="$TMP/scale-$n-$mode"
       mkdir -p "$dir"
       extra=()
@@ -228,33 +248,40 @@ scale() {
       start_exporter "$dir" "redis://127.0.0.1:${SIM_PORTS[0]}" "${extra[@]}"
       wait_for $((60 + n / 5)) "all $n nodes up" all_up "$EXP_URL" "$n"
       sleep 5
-      c0=$(cpu_s "$EXP_PID") s0=$(cpu_s "$SIM_PID")
+      c0=$(cpu_s "$EXP_PID") s0=$(cpu_s "$SIM_PID") w0=$(slices "$EXP_PID")
       b0=$(sim_send stats | jq .total_reply_bytes)
       r0=$(metric "$EXP_URL/metrics" redis_exporter_poll_duration_seconds_count)
       p0=$(metric "$EXP_URL/metrics" redis_exporter_poll_duration_seconds_sum)
       sleep "$SCALE_SECONDS"
-      c1=$(cpu_s "$EXP_PID") s1=$(cpu_s "$SIM_PID")
+      c1=$(cpu_s "$EXP_PID") s1=$(cpu_s "$SIM_PID") w1=$(slices "$EXP_PID")
       b1=$(sim_send stats | jq .total_reply_bytes)
       r1=$(metric "$EXP_URL/metrics" redis_exporter_poll_duration_seconds_count)
       p1=$(metric "$EXP_URL/metrics" redis_exporter_poll_duration_seconds_sum)
       rounds=$(awk -v a="$r0" -v b="$r1" 'BEGIN {print b - a}')
       [ "$rounds" -gt 0 ] || die "no poll round completed at N=$n"
       timing=$(get_timing "$EXP_URL/metrics" 21)
-      say "$(printf '%-6s %-9s %7s %10s %10s %12s %9s %9s %11s %9s' "$n" "$mode" "$rounds" \
-        "$(awk -v d="$(delta "$c0" "$c1")" -v r="$rounds" 'BEGIN {printf "%.2f", d / r * 1000}')" \
+      render=$(render_timing "$EXP_URL/metrics" 5)
+      cpu=$(awk -v d="$(delta "$c0" "$c1")" -v r="$rounds" 'BEGIN {printf "%.2f", d / r * 1000}')
+      say "$(printf '%-6s %-9s %7s %10s %11s %10s %12s %9s %9s %11s %9s %9s %9s' "$n" "$mode" "$rounds" \
+        "$cpu" "$(awk -v c="$cpu" -v n="$n" 'BEGIN {printf "%.1f", c * 1000 / n}')" \
         "$(awk -v d="$(delta "$s0" "$s1")" -v r="$rounds" 'BEGIN {printf "%.2f", d / r * 1000}')" \
         "$(awk -v a="$b0" -v b="$b1" -v r="$rounds" 'BEGIN {printf "%.0f", (b - a) / r}')" \
         "$(awk -v a="$p0" -v b="$p1" -v r="$rounds" 'BEGIN {printf "%.3f", (b - a) / r}')" \
         "$(awk -v k="$(hwm_kb "$EXP_PID")" 'BEGIN {printf "%.1f", k / 1024}')" \
-        "${timing% *}" "${timing#* }")"
+        "${timing% *}" "$render" "${timing#* }" \
+        "$(awk -v a="$w0" -v b="$w1" -v r="$rounds" 'BEGIN {if (b < a) print "-"; else printf "%.0f", (b - a) / r}')")"
       if [ -n "${BENCH_PROFILE:-}" ]; then profile "$EXP_PID" "N=$n-$mode"; fi
       stop "$EXP_PID" "$SIM_PID"
     done
   done
   say "(cpu_ms/rnd: exporter user+sys CPU milliseconds per poll round; sim_ms/rnd: the simulator's;"
   say " bytes/rnd: RESP reply bytes the simulator sent per round; round_s: mean wall time of a"
-  say " poll round (redis_exporter_poll_duration_seconds); rss_MB: exporter VmHWM; metrics_B and"
-  say " get_ms: /metrics body size and median GET time, 21 sequential GETs after the window)"
+  say " poll round (redis_exporter_poll_duration_seconds); rss_MB: exporter VmHWM;"
+  say " cpu_us/node: cpu_ms/rnd per node, flat where growth is linear; metrics_B: /metrics body"
+  say " size; render_ms: median of 5 GETs each the first after a new poll (it renders, no gzip);"
+  say " get_ms: median of 21 sequential GETs after the window, mostly served from a render;"
+  say " wake/rnd: times the exporter's threads were scheduled in per round, from schedstat; a"
+  say " thread that exits in the window takes its count along, '-' when that made it negative)"
 }
 
 # ------------------------------------------------------------------------------------------

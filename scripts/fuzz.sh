@@ -15,7 +15,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 export RUSTC_BOOTSTRAP=1
 
 FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
-FUZZ_TARGETS="${FUZZ_TARGETS:-cluster_nodes cluster_info info}"
+FUZZ_TARGETS="${FUZZ_TARGETS:-cluster_nodes cluster_info info resp}"
 read -r -a extra <<<"${FUZZ_ARGS:-}"
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -43,6 +43,13 @@ for target in $FUZZ_TARGETS; do
     cluster_nodes) seed "$target" "$fx"/cluster_nodes_*.txt "$fx"/seed_cluster_nodes_*.txt "$fx"/error_*.txt ;;
     cluster_info) seed "$target" "$fx"/cluster_info_*.txt "$fx"/seed_cluster_info_*.txt "$fx"/error_*.txt ;;
     info) seed "$target" "$fx"/info_*.txt "$fx"/seed_info_*.txt "$fx"/error_*.txt ;;
+    resp)
+      # A few pipelines' replies: bulk, error, integer, nested arrays, a push frame.
+      mkdir -p fuzz/corpus/resp
+      printf '$5\r\nhello\r\n-ERR no\r\n:42\r\n' >fuzz/corpus/resp/scalars
+      printf '*2\r\n*3\r\n:1\r\n:2\r\n*0\r\n$-1\r\n' >fuzz/corpus/resp/nested
+      printf '>2\r\n+message\r\n$1\r\nx\r\n%%1\r\n+k\r\n:1\r\n' >fuzz/corpus/resp/resp3
+      ;;
     *)
       echo "unknown fuzz target: $target" >&2
       exit 2

@@ -39,6 +39,9 @@ pub enum AppError {
     /// The event log could not be opened.
     #[error("{0}")]
     EventLog(#[from] StoreError),
+    /// The poller's thread or runtime could not be started.
+    #[error("cannot start the poller: {0}")]
+    Poller(std::io::Error),
 }
 
 /// Runs until SIGINT or SIGTERM.
@@ -69,13 +72,14 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     tracing::info!(listen = %local, seeds = ?config.seeds.iter().map(|s| s.addr()).collect::<Vec<_>>(), cluster = %config.cluster_name, "redis-cluster-exporter started");
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let poll_task = tokio::spawn(poll_loop(
-        config.clone(),
-        Arc::clone(&shared),
-        Arc::clone(&store),
+    let poller = spawn_poller(PollLoop {
+        config: config.clone(),
+        shared: Arc::clone(&shared),
+        store: Arc::clone(&store),
         exporter_metrics,
-        stop_rx.clone(),
-    ));
+        stop: stop_rx.clone(),
+    })
+    .map_err(AppError::Poller)?;
 
     let mut http_stop = stop_rx.clone();
     let app = router(Arc::clone(&shared))
@@ -118,7 +122,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
             .close_subscriptions();
     };
     let (served, (), ()) = tokio::join!(server, signals, close_streams);
-    let _ = poll_task.await;
+    let _ = tokio::task::spawn_blocking(move || poller.join()).await;
     served.map_err(AppError::Serve)
 }
 
@@ -162,13 +166,36 @@ async fn shutdown_signal() {
     }
 }
 
-async fn poll_loop(
+/// What the poll loop needs: the configuration and the state it shares with the HTTP side.
+struct PollLoop {
     config: Config,
     shared: Arc<Shared>,
     store: SharedStore,
     exporter_metrics: ExporterMetrics,
-    mut stop: watch::Receiver<bool>,
-) {
+    stop: watch::Receiver<bool>,
+}
+
+/// Runs the poll loop on a thread of its own, in a current-thread runtime: that one thread
+/// drives every node's connection, so a round costs no wakeups of other threads, and a long
+/// round at 1000 nodes never delays /metrics, which the main runtime serves. The figures that
+/// chose this shape are in docs/performance.md ("Runtime shape").
+fn spawn_poller(parts: PollLoop) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("poller".to_string())
+        .spawn(move || runtime.block_on(poll_loop(parts)))
+}
+
+async fn poll_loop(parts: PollLoop) {
+    let PollLoop {
+        config,
+        shared,
+        store,
+        exporter_metrics,
+        mut stop,
+    } = parts;
     let topo_path = topology_path(&config.event_log);
     let topology = load_topology(&topo_path);
     let mut poller = Poller::new(PollerSettings {

@@ -1,18 +1,15 @@
 //! IO to one Redis node: a byte-bounded connection, the one pipelined poll round trip (CLUSTER
 //! INFO, CLUSTER NODES, INFO replication; plus INFO all, CONFIG GET, LATENCY LATEST, SLOWLOG and
-//! CLUSTER SLOT-STATS when the slower telemetry tier is due), and the classification of what went
-//! wrong.
+//! CLUSTER SLOT-STATS when the slower telemetry tier is due) over a RESP connection of its own
+//! (the replies are read into one buffer per connection, framed by `parse::resp`, decoded by
+//! redis-rs' value parser), and the classification of what went wrong.
 
+use crate::parse::resp::frame_len;
 use crate::parse::slot_stats::{SlotMetric, SlotStats, parse_slot_stats};
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, RedisConnectionInfo, Value};
-use std::io;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::task::{Context, Poll};
+use bytes::BufMut;
+use redis::Value;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::ServerName;
@@ -56,74 +53,39 @@ impl std::fmt::Debug for ConnectOptions {
     }
 }
 
-/// How many reply bytes one node may send within one poll; shared with the stream.
-#[derive(Debug, Default)]
-struct Budget {
-    remaining: AtomicUsize,
-    exceeded: AtomicBool,
-    /// The transport itself ended (EOF or an IO error) or failed a write.
-    closed: AtomicBool,
+/// The byte stream to one node: TCP, or TLS over TCP.
+trait Transport: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}
+
+/// Capacity of a connection's read buffer between polls. A buffer that grew past
+/// [`KEEP_BUFFER`] for a large reply (CLUSTER NODES of a large cluster, INFO all) is given back
+/// once the reply is read, so N persistent connections do not each keep the largest reply they
+/// ever saw.
+const INITIAL_BUFFER: usize = 4 * 1024;
+/// Largest read buffer kept between polls.
+const KEEP_BUFFER: usize = 16 * 1024;
+/// Smallest read asked of the socket while a reply is incomplete.
+const MIN_READ: usize = 8 * 1024;
+
+/// The commands of one round trip, encoded as RESP arrays of bulk strings.
+#[derive(Default)]
+struct Pipeline {
+    bytes: Vec<u8>,
+    count: usize,
 }
 
-/// A stream that fails once the current budget of read bytes is spent, so a hostile or broken
-/// server cannot make the exporter buffer without bound.
-struct BoundedStream<S> {
-    inner: S,
-    budget: Arc<Budget>,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for BoundedStream<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let remaining = self.budget.remaining.load(Ordering::Relaxed);
-        if remaining == 0 {
-            self.budget.exceeded.store(true, Ordering::Relaxed);
-            return Poll::Ready(Err(io::Error::other("reply size limit exceeded")));
+impl Pipeline {
+    fn cmd(&mut self, args: &[&str]) -> &mut Self {
+        self.bytes
+            .extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+        for a in args {
+            self.bytes
+                .extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            self.bytes.extend_from_slice(a.as_bytes());
+            self.bytes.extend_from_slice(b"\r\n");
         }
-        let limit = buf.remaining().min(remaining);
-        let this = &mut *self;
-        let mut limited = ReadBuf::new(buf.initialize_unfilled_to(limit));
-        match Pin::new(&mut this.inner).poll_read(cx, &mut limited) {
-            Poll::Ready(Ok(())) => {
-                let n = limited.filled().len();
-                buf.advance(n);
-                this.budget.remaining.fetch_sub(n, Ordering::Relaxed);
-                if n == 0 && limit > 0 {
-                    this.budget.closed.store(true, Ordering::Relaxed);
-                }
-                Poll::Ready(Ok(()))
-            }
-            Poll::Ready(Err(e)) => {
-                this.budget.closed.store(true, Ordering::Relaxed);
-                Poll::Ready(Err(e))
-            }
-            other => other,
-        }
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for BoundedStream<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(result, Poll::Ready(Err(_))) {
-            self.budget.closed.store(true, Ordering::Relaxed);
-        }
-        result
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        self.count += 1;
+        self
     }
 }
 
@@ -189,8 +151,11 @@ pub const CONFIG_KEYS: &[&str] = &["maxmemory", "maxclients", "io-threads"];
 
 /// A persistent connection to one node.
 pub struct NodeConnection {
-    conn: MultiplexedConnection,
-    budget: Arc<Budget>,
+    stream: Box<dyn Transport>,
+    /// Reply bytes read and not yet decoded; see [`KEEP_BUFFER`].
+    buf: Vec<u8>,
+    /// Reply bytes the current poll may still read.
+    remaining: usize,
     /// The server answered CONFIG GET with several keys with an error (Redis < 7): ask one key
     /// per command.
     legacy_config: bool,
@@ -243,36 +208,36 @@ fn failure(kind: ErrorKind, message: impl Into<String>) -> ClientError {
     }
 }
 
-/// Maps a redis error to a category. Server error texts never contain the password.
-fn classify(err: &redis::RedisError, budget: &Budget) -> ClientError {
-    if budget.exceeded.load(Ordering::Relaxed) {
-        return failure(ErrorKind::TooLarge, "reply exceeded the size limit");
-    }
-    let code = err.code().unwrap_or("");
-    let text = err.to_string();
+/// Maps an error reply to a category. Server error texts never contain the password.
+fn server_failure(e: &redis::ServerError) -> ClientError {
+    let code = e.code();
+    let text = match e.details() {
+        Some(d) => format!("{code} {d}"),
+        None => code.to_string(),
+    };
     let kind = match code {
         "WRONGPASS" | "NOAUTH" => ErrorKind::Auth,
         // A refused command after a successful AUTH: on the fast path the exporter cannot work
         // (reported as auth, as before); on the telemetry tier only that part is missing.
         "NOPERM" => ErrorKind::NoPerm,
         "LOADING" => ErrorKind::Loading,
-        _ if err.kind() == redis::ErrorKind::AuthenticationFailed => ErrorKind::Auth,
         _ if text.contains("cluster support disabled") => ErrorKind::NotCluster,
-        _ if err.kind() == redis::ErrorKind::Parse => ErrorKind::Protocol,
-        _ if err.is_timeout() => ErrorKind::Timeout,
-        // redis-rs drops the connection on a RESP parse error and a pipeline then only sees
-        // "broken pipe": when the transport itself did not fail, that is what happened.
-        _ if err.is_connection_dropped() && !budget.closed.load(Ordering::Relaxed) => {
-            return failure(
-                ErrorKind::Protocol,
-                format!("reply is not valid RESP ({text})"),
-            );
-        }
-        _ if err.is_io_error() || err.is_connection_dropped() => ErrorKind::Io,
-        _ if err.code().is_some() => ErrorKind::ServerError,
-        _ => ErrorKind::Protocol,
+        _ => ErrorKind::ServerError,
     };
     failure(kind, text)
+}
+
+/// A failure of the transport (a write or read error).
+fn io_failure(e: &std::io::Error) -> ClientError {
+    failure(ErrorKind::Io, e.to_string())
+}
+
+/// Bytes that are not RESP.
+fn not_resp(detail: impl std::fmt::Display) -> ClientError {
+    failure(
+        ErrorKind::Protocol,
+        format!("reply is not valid RESP ({detail})"),
+    )
 }
 
 fn text_of(value: Option<Value>) -> Result<String, ClientError> {
@@ -297,10 +262,7 @@ fn fast_path(mut f: ClientError) -> ClientError {
 /// A failure for a reply of the wrong shape (or an error reply, classified).
 fn unexpected(value: Option<Value>) -> ClientError {
     match value {
-        Some(Value::ServerError(e)) => {
-            let err: redis::RedisError = e.into();
-            classify(&err, &Budget::default())
-        }
+        Some(Value::ServerError(e)) => server_failure(&e),
         Some(other) => failure(
             ErrorKind::Protocol,
             format!("unexpected reply type {}", kind_name(&other)),
@@ -428,40 +390,101 @@ impl NodeConnection {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let creds = &opts.credentials;
-        let budget = Arc::new(Budget::default());
-        budget
-            .remaining
-            .store(opts.max_reply_bytes, Ordering::Relaxed);
-        let stream = BoundedStream {
-            inner,
-            budget: Arc::clone(&budget),
-        };
-        // No CLIENT SETINFO: the exporter sends only AUTH, CLUSTER INFO, CLUSTER NODES, INFO,
-        // CONFIG GET, LATENCY LATEST, SLOWLOG and CLUSTER SLOT-STATS, so the minimal ACL stays
-        // minimal.
-        let mut info = RedisConnectionInfo::default().set_skip_set_lib_name();
-        if let Some(user) = &creds.username {
-            info = info.set_username(user);
-        }
-        if let Some(pass) = &creds.password {
-            info = info.set_password(pass);
-        }
-        // No response timeout of redis-rs' own (500 ms by default): --node-timeout bounds it.
-        let (conn, driver) = MultiplexedConnection::new_with_config(
-            &info,
-            stream,
-            AsyncConnectionConfig::new().set_response_timeout(None),
-        )
-        .await
-        .map_err(|e| classify(&e, &budget))?;
-        tokio::spawn(driver);
-        Ok(NodeConnection {
-            conn,
-            budget,
+        let mut conn = NodeConnection {
+            stream: Box::new(inner),
+            buf: Vec::with_capacity(INITIAL_BUFFER),
+            remaining: opts.max_reply_bytes,
             legacy_config: false,
             slot_stats: SlotStatsSupport::default(),
-        })
+        };
+        // Nothing but AUTH at connect (no CLIENT SETINFO, no HELLO: RESP2): the exporter sends
+        // only AUTH, CLUSTER INFO, CLUSTER NODES, INFO, CONFIG GET, LATENCY LATEST, SLOWLOG and
+        // CLUSTER SLOT-STATS, so the minimal ACL stays minimal.
+        let creds = &opts.credentials;
+        if let Some(pass) = &creds.password {
+            let mut pipe = Pipeline::default();
+            match &creds.username {
+                Some(user) => pipe.cmd(&["AUTH", user, pass]),
+                None => pipe.cmd(&["AUTH", pass]),
+            };
+            let reply = conn.round_trip(&pipe).await?.into_iter().next();
+            match reply {
+                Some(Value::Okay | Value::SimpleString(_)) => {}
+                Some(Value::ServerError(e)) => {
+                    let mut f = server_failure(&e);
+                    f.kind = ErrorKind::Auth;
+                    return Err(f);
+                }
+                other => return Err(unexpected(other)),
+            }
+        }
+        Ok(conn)
+    }
+
+    /// Sends the pipeline and reads one reply per command (error replies included, as values).
+    async fn round_trip(&mut self, pipe: &Pipeline) -> Result<Vec<Value>, ClientError> {
+        self.stream
+            .write_all(&pipe.bytes)
+            .await
+            .map_err(|e| io_failure(&e))?;
+        self.stream.flush().await.map_err(|e| io_failure(&e))?;
+        let result = self.read_replies(pipe.count).await;
+        // Whatever else is buffered answers nothing that was asked: dropped. A buffer that grew
+        // for a large reply is given back.
+        self.buf.clear();
+        if self.buf.capacity() > KEEP_BUFFER {
+            self.buf = Vec::with_capacity(INITIAL_BUFFER);
+        }
+        result
+    }
+
+    /// Reads `count` replies, skipping out-of-band push frames. Each reply is decoded once, when
+    /// its last byte has arrived.
+    async fn read_replies(&mut self, count: usize) -> Result<Vec<Value>, ClientError> {
+        let mut values = Vec::with_capacity(count);
+        let mut pos = 0;
+        while values.len() < count {
+            let rest = self.buf.get(pos..).unwrap_or_default();
+            let Some(len) = frame_len(rest).map_err(not_resp)? else {
+                self.fill().await?;
+                continue;
+            };
+            let value =
+                redis::parse_redis_value(rest.get(..len).unwrap_or_default()).map_err(not_resp)?;
+            pos += len;
+            if !matches!(value, Value::Push { .. }) {
+                values.push(value);
+            }
+        }
+        Ok(values)
+    }
+
+    /// Reads more reply bytes, within the poll's budget.
+    async fn fill(&mut self) -> Result<(), ClientError> {
+        if self.remaining == 0 {
+            return Err(failure(
+                ErrorKind::TooLarge,
+                "reply exceeded the size limit",
+            ));
+        }
+        self.buf
+            .reserve(self.buf.len().max(MIN_READ).min(self.remaining));
+        let limit = self
+            .remaining
+            .min(self.buf.capacity().saturating_sub(self.buf.len()));
+        let n = self
+            .stream
+            .read_buf(&mut (&mut self.buf).limit(limit))
+            .await
+            .map_err(|e| io_failure(&e))?;
+        if n == 0 {
+            return Err(failure(
+                ErrorKind::Io,
+                "connection closed by the server before the reply was complete",
+            ));
+        }
+        self.remaining = self.remaining.saturating_sub(n);
+        Ok(())
     }
 
     /// Sends CLUSTER INFO, CLUSTER NODES (when `ask.nodes`), INFO replication and, when
@@ -476,24 +499,17 @@ impl NodeConnection {
         // The top this many slots by each metric the server offers (none: not asked for).
         let hot = ask.hot_slots.filter(|_| with_stats).unwrap_or(0);
         let slot_metrics = self.slot_metrics(hot);
-        self.budget
-            .remaining
-            .store(max_reply_bytes, Ordering::Relaxed);
-        self.budget.exceeded.store(false, Ordering::Relaxed);
-        let mut pipe = redis::pipe();
-        pipe.cmd("CLUSTER").arg("INFO");
+        self.remaining = max_reply_bytes;
+        let mut pipe = Pipeline::default();
+        pipe.cmd(&["CLUSTER", "INFO"]);
         if with_nodes {
-            pipe.cmd("CLUSTER").arg("NODES");
+            pipe.cmd(&["CLUSTER", "NODES"]);
         }
-        pipe.cmd("INFO").arg("replication");
+        pipe.cmd(&["INFO", "replication"]);
         if with_stats {
             self.push_stats(&mut pipe, &slot_metrics, hot);
         }
-        pipe.ignore_errors();
-        let values: Vec<Value> = pipe
-            .query_async(&mut self.conn)
-            .await
-            .map_err(|e| classify(&e, &self.budget))?;
+        let values = self.round_trip(&pipe).await?;
         let mut it = values.into_iter();
         let cluster_info = text_of(it.next()).map_err(fast_path)?;
         let cluster_nodes = if with_nodes {
@@ -517,25 +533,30 @@ impl NodeConnection {
 
     /// Adds the telemetry tier's commands to the pipeline, CLUSTER SLOT-STATS (the top `hot`
     /// slots by each of `slot_metrics`) last.
-    fn push_stats(&self, pipe: &mut redis::Pipeline, slot_metrics: &[SlotMetric], hot: u16) {
-        pipe.cmd("INFO").arg("all");
+    fn push_stats(&self, pipe: &mut Pipeline, slot_metrics: &[SlotMetric], hot: u16) {
+        pipe.cmd(&["INFO", "all"]);
         if self.legacy_config {
             for key in CONFIG_KEYS {
-                pipe.cmd("CONFIG").arg("GET").arg(*key);
+                pipe.cmd(&["CONFIG", "GET", key]);
             }
         } else {
-            pipe.cmd("CONFIG").arg("GET").arg(CONFIG_KEYS);
+            let mut args = vec!["CONFIG", "GET"];
+            args.extend_from_slice(CONFIG_KEYS);
+            pipe.cmd(&args);
         }
-        pipe.cmd("LATENCY").arg("LATEST");
-        pipe.cmd("SLOWLOG").arg("LEN");
-        pipe.cmd("SLOWLOG").arg("GET").arg(1);
+        pipe.cmd(&["LATENCY", "LATEST"]);
+        pipe.cmd(&["SLOWLOG", "LEN"]);
+        pipe.cmd(&["SLOWLOG", "GET", "1"]);
+        let limit = hot.to_string();
         for m in slot_metrics {
-            pipe.cmd("CLUSTER")
-                .arg("SLOT-STATS")
-                .arg("ORDERBY")
-                .arg(m.field())
-                .arg("LIMIT")
-                .arg(hot);
+            pipe.cmd(&[
+                "CLUSTER",
+                "SLOT-STATS",
+                "ORDERBY",
+                m.field(),
+                "LIMIT",
+                &limit,
+            ]);
         }
     }
 
@@ -628,12 +649,10 @@ impl NodeConnection {
     /// Asks for CLUSTER NODES alone (when CLUSTER INFO showed the topology changed). The budget
     /// of the current poll keeps counting.
     pub async fn cluster_nodes(&mut self) -> Result<String, ClientError> {
-        let v: Value = redis::cmd("CLUSTER")
-            .arg("NODES")
-            .query_async(&mut self.conn)
-            .await
-            .map_err(|e| fast_path(classify(&e, &self.budget)))?;
-        text_of(Some(v)).map_err(fast_path)
+        let mut pipe = Pipeline::default();
+        pipe.cmd(&["CLUSTER", "NODES"]);
+        let v = self.round_trip(&pipe).await.map_err(fast_path)?;
+        text_of(v.into_iter().next()).map_err(fast_path)
     }
 }
 

@@ -7,13 +7,15 @@
 //! fields, and the fixtures mutated (byte flips, truncation, inserted huge / negative numbers,
 //! slot 16384, reversed ranges, very long lines, line duplication / deletion / swaps). CLUSTER
 //! SLOT-STATS, a RESP reply, gets generated RESP value trees (arbitrary, and shaped like the real
-//! entries with bad parts mixed in) and its RESP fixtures with byte edits, decoded by redis-rs.
+//! entries with bad parts mixed in) and its RESP fixtures with byte edits, decoded by redis-rs. The
+//! client's RESP framing gets arbitrary bytes and those generated trees, encoded.
 
 #[path = "../fuzz/src/invariants.rs"]
 mod invariants;
 
 use invariants::{
-    check_cluster_info, check_cluster_nodes, check_info, check_slot_stats, non_empty_lines, to_crlf,
+    check_cluster_info, check_cluster_nodes, check_info, check_resp_frame, check_slot_stats,
+    non_empty_lines, to_crlf,
 };
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -24,6 +26,7 @@ use redis_cluster_exporter::parse::cluster_nodes::{
     ClusterNodes, NodeLine, SLOT_COUNT, parse_cluster_nodes,
 };
 use redis_cluster_exporter::parse::info::parse_info;
+use redis_cluster_exporter::parse::resp::frame_len;
 use redis_cluster_exporter::parse::slot_stats::{MAX_HOT_SLOTS, parse_slot_stats};
 
 const NODES_FIXTURES: &[&str] = &[
@@ -563,6 +566,32 @@ fn assert_same_but_slots(cut: &NodeLine, orig: &NodeLine) {
     assert_eq!(strip(cut), strip(orig));
 }
 
+/// RESP encoding of the values [`resp_value`] generates.
+fn encode_resp(v: &Value, out: &mut Vec<u8>) {
+    match v {
+        Value::Int(n) => out.extend_from_slice(format!(":{n}\r\n").as_bytes()),
+        Value::BulkString(b) => {
+            out.extend_from_slice(format!("${}\r\n", b.len()).as_bytes());
+            out.extend_from_slice(b);
+            out.extend_from_slice(b"\r\n");
+        }
+        Value::SimpleString(s) => out.extend_from_slice(format!("+{s}\r\n").as_bytes()),
+        Value::Double(d) => out.extend_from_slice(format!(",{d}\r\n").as_bytes()),
+        Value::Array(items) => {
+            out.extend_from_slice(format!("*{}\r\n", items.len()).as_bytes());
+            items.iter().for_each(|i| encode_resp(i, out));
+        }
+        Value::Map(pairs) => {
+            out.extend_from_slice(format!("%{}\r\n", pairs.len()).as_bytes());
+            for (k, v) in pairs {
+                encode_resp(k, out);
+                encode_resp(v, out);
+            }
+        }
+        _ => out.extend_from_slice(b"$-1\r\n"),
+    }
+}
+
 fn config() -> ProptestConfig {
     ProptestConfig {
         cases: 2000,
@@ -577,6 +606,30 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..1024)) {
         check_all(&String::from_utf8_lossy(&bytes));
+    }
+
+    /// Arbitrary bytes into the RESP framing.
+    #[test]
+    fn resp_framing_of_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..1024)) {
+        check_resp_frame(&bytes);
+    }
+
+    /// An encoded reply followed by anything is framed at exactly its own end, whichever reads
+    /// it arrives in, and redis-rs decodes the frame.
+    #[test]
+    fn resp_framing_finds_each_encoded_reply(
+        v in resp_value(),
+        tail in prop::collection::vec(any::<u8>(), 0..16),
+    ) {
+        let mut bytes = Vec::new();
+        encode_resp(&v, &mut bytes);
+        let len = bytes.len();
+        bytes.extend_from_slice(&tail);
+        prop_assert_eq!(check_resp_frame(&bytes), Some(len));
+        for cut in 0..len {
+            prop_assert_eq!(frame_len(&bytes[..cut]), Ok(None));
+        }
+        prop_assert!(redis::parse_redis_value(&bytes[..len]).is_ok());
     }
 
     /// Arbitrary text built from the characters that matter to the parsers.

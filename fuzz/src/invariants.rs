@@ -10,6 +10,7 @@ use redis_cluster_exporter::parse::cluster_nodes::{
     ClusterNodes, NodeLine, SLOT_COUNT, parse_cluster_nodes,
 };
 use redis_cluster_exporter::parse::info::{Info, parse_info};
+use redis_cluster_exporter::parse::resp::frame_len;
 use redis_cluster_exporter::parse::slot_stats::{SlotMetric, SlotStats};
 
 /// Lines as the parsers see them (`str::lines`: split on `\n`, one trailing `\r` dropped).
@@ -306,4 +307,25 @@ pub fn check_slot_stats(
         (Err(e), None) => assert!(matches!(e, ParseError::BadValue { .. }), "{e:?}"),
         (r, n) => panic!("result {r:?} for a reply with {n:?} entries"),
     }
+}
+
+/// RESP framing of arbitrary bytes: a frame found is within the input, the bytes after it do not
+/// change it, and no strict prefix of it is already a complete frame.
+pub fn check_resp_frame(bytes: &[u8]) -> Option<usize> {
+    let len = frame_len(bytes).ok()??;
+    assert!(
+        len > 0 && len <= bytes.len(),
+        "frame of {len} in {} bytes",
+        bytes.len()
+    );
+    let frame = &bytes[..len];
+    assert_eq!(frame_len(frame), Ok(Some(len)), "the frame alone");
+    for cut in [len - 1, len / 2] {
+        assert_eq!(
+            frame_len(&frame[..cut]),
+            Ok(None),
+            "prefix of {cut} of a {len}-byte frame"
+        );
+    }
+    Some(len)
 }

@@ -1,5 +1,6 @@
 //! Pure parsers for the replies the poller collects: the text of CLUSTER INFO, CLUSTER NODES and
-//! INFO, and the decoded RESP array of CLUSTER SLOT-STATS.
+//! INFO, the decoded RESP array of CLUSTER SLOT-STATS, and the framing of RESP replies in the
+//! client's read buffer.
 //!
 //! Nothing here does IO and nothing here panics on any input: every function takes the reply
 //! and returns typed values or a [`ParseError`]. Unknown fields are ignored so newer servers work.
@@ -7,6 +8,7 @@
 pub mod cluster_info;
 pub mod cluster_nodes;
 pub mod info;
+pub mod resp;
 pub mod slot_stats;
 
 /// Why a reply could not be understood.
