@@ -43,7 +43,12 @@ impl Detector {
         }
     }
 
-    pub(super) fn roles(&self, snap: &Snapshot, promoted: &HashSet<String>, events: &mut Vec<NewEvent>) {
+    pub(super) fn roles(
+        &self,
+        snap: &Snapshot,
+        promoted: &HashSet<String>,
+        events: &mut Vec<NewEvent>,
+    ) {
         for n in snap.view.nodes.values() {
             let Some(t) = self.topology.nodes.get(&n.id) else {
                 continue;

@@ -6,7 +6,11 @@ use super::*;
 
 impl Detector {
     /// Failovers and slot moves. Returns the ids promoted by a failover in this poll.
-    pub(super) fn slot_changes(&mut self, snap: &Snapshot, events: &mut Vec<NewEvent>) -> HashSet<String> {
+    pub(super) fn slot_changes(
+        &mut self,
+        snap: &Snapshot,
+        events: &mut Vec<NewEvent>,
+    ) -> HashSet<String> {
         let view = &snap.view;
         // Nearly every poll: every member owns exactly what it owned before.
         let same_slots = |slots: &[SlotRange], before: &[(u16, u16)]| {
