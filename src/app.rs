@@ -196,38 +196,7 @@ async fn poll_loop(parts: PollLoop) {
         exporter_metrics,
         mut stop,
     } = parts;
-    let topo_path = topology_path(&config.event_log);
-    let topology = load_topology(&topo_path);
-    let mut poller = Poller::new(PollerSettings {
-        seeds: config.seeds.clone(),
-        connect: config.connect.clone(),
-        node_timeout: config.node_timeout,
-        poll_interval: config.poll_interval,
-        password_file: config.password_file.clone(),
-        reload: reload_on_sighup(),
-        full_topology_max_nodes: config.full_topology_max_nodes,
-        stats_interval: config.stats_interval,
-        hot_slots: config.hot_slots,
-    })
-    .with_known(topology.nodes.values().filter_map(|n| n.addr.clone()));
-
-    let suppress = store
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .keys_after(topology.last_event_id);
-    let mut saved: Topology = topology.clone();
-    let mut detector = Detector::new(topology, suppress);
-    let mut pending: Vec<NewEvent> = Vec::new();
-    let mut alerts = config.alertmanager.clone().map(|target| {
-        (
-            AlertPlanner::new(
-                &config.cluster_name,
-                config.alert_state_fail_for,
-                ALERT_RESEND,
-            ),
-            spawn_sender(target),
-        )
-    });
+    let (mut poller, mut round) = Round::start(&config, &store);
     let mut ticker = tokio::time::interval(config.poll_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -237,28 +206,7 @@ async fn poll_loop(parts: PollLoop) {
         }
         let snapshot = poller.poll_once().await;
         exporter_metrics.record(&snapshot);
-        pending.extend(detector.observe(&snapshot));
-        let stored = if pending.is_empty() {
-            Vec::new()
-        } else {
-            store_events(&store, &mut pending, &mut detector, &exporter_metrics)
-        };
-        if let Some((planner, sender)) = alerts.as_mut() {
-            let batch = planner.plan(&snapshot, &stored);
-            if !batch.is_empty() && sender.try_send(batch).is_err() {
-                tracing::warn!(
-                    "alert sender is behind; dropping a batch (firing alerts are re-sent)"
-                );
-            }
-        }
-        // The topology may only advance once every event it implies is on disk; otherwise a
-        // crash would lose those events for good.
-        if pending.is_empty() && detector.topology() != &saved {
-            match save_topology(&topo_path, detector.topology()) {
-                Ok(()) => saved = detector.topology().clone(),
-                Err(e) => tracing::error!(error = %e, "cannot save the detector topology"),
-            }
-        }
+        round.after_poll(&snapshot, &store, &exporter_metrics);
         tracing::debug!(
             nodes = snapshot.observations.len(),
             up = snapshot
@@ -270,6 +218,88 @@ async fn poll_loop(parts: PollLoop) {
             "poll complete"
         );
         shared.publish(Arc::new(snapshot));
+    }
+}
+
+/// What the poll loop carries from one round to the next besides the poller: the detector,
+/// events not yet on disk, the topology last saved, and the alert planner with its sender.
+struct Round {
+    detector: Detector,
+    pending: Vec<NewEvent>,
+    saved: Topology,
+    topo_path: std::path::PathBuf,
+    alerts: Option<(
+        AlertPlanner,
+        tokio::sync::mpsc::Sender<Vec<crate::alerter::PostableAlert>>,
+    )>,
+}
+
+impl Round {
+    /// The poller and the round state, resumed from the saved topology: its members are polled
+    /// from the first round, and events already in the log after it are not announced again.
+    fn start(config: &Config, store: &SharedStore) -> (Poller, Round) {
+        let topo_path = topology_path(&config.event_log);
+        let topology = load_topology(&topo_path);
+        let poller = Poller::new(PollerSettings {
+            seeds: config.seeds.clone(),
+            connect: config.connect.clone(),
+            node_timeout: config.node_timeout,
+            poll_interval: config.poll_interval,
+            password_file: config.password_file.clone(),
+            reload: reload_on_sighup(),
+            full_topology_max_nodes: config.full_topology_max_nodes,
+            stats_interval: config.stats_interval,
+            hot_slots: config.hot_slots,
+        })
+        .with_known(topology.nodes.values().filter_map(|n| n.addr.clone()));
+        let suppress = store
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys_after(topology.last_event_id);
+        let alerts = config.alertmanager.clone().map(|target| {
+            (
+                AlertPlanner::new(
+                    &config.cluster_name,
+                    config.alert_state_fail_for,
+                    ALERT_RESEND,
+                ),
+                spawn_sender(target),
+            )
+        });
+        let round = Round {
+            saved: topology.clone(),
+            detector: Detector::new(topology, suppress),
+            pending: Vec::new(),
+            topo_path,
+            alerts,
+        };
+        (poller, round)
+    }
+
+    /// Detects, stores (durably), alerts, then saves the topology once nothing is pending.
+    fn after_poll(&mut self, snapshot: &Snapshot, store: &SharedStore, metrics: &ExporterMetrics) {
+        self.pending.extend(self.detector.observe(snapshot));
+        let stored = if self.pending.is_empty() {
+            Vec::new()
+        } else {
+            store_events(store, &mut self.pending, &mut self.detector, metrics)
+        };
+        if let Some((planner, sender)) = self.alerts.as_mut() {
+            let batch = planner.plan(snapshot, &stored);
+            if !batch.is_empty() && sender.try_send(batch).is_err() {
+                tracing::warn!(
+                    "alert sender is behind; dropping a batch (firing alerts are re-sent)"
+                );
+            }
+        }
+        // The topology may only advance once every event it implies is on disk; otherwise a
+        // crash would lose those events for good.
+        if self.pending.is_empty() && self.detector.topology() != &self.saved {
+            match save_topology(&self.topo_path, self.detector.topology()) {
+                Ok(()) => self.saved = self.detector.topology().clone(),
+                Err(e) => tracing::error!(error = %e, "cannot save the detector topology"),
+            }
+        }
     }
 }
 
