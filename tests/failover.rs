@@ -576,9 +576,10 @@ fn a_replica_failing_twice_gives_two_episodes_with_distinct_keys() {
     assert!(of_kind(&e, "failover").is_empty());
 }
 
-/// `CLUSTER FAILOVER [opt]` on `replica`; waits for its failover event and returns it. A
-/// manual failover that times out on the Redis side (it does, now and then, right after a
-/// replica synced: "Manual failover timed out.") is asked again.
+/// `CLUSTER FAILOVER [opt]` on `replica`; waits for its failover event (and for the old master
+/// to report itself a replica) and returns the event. A manual failover that times out on the
+/// Redis side (it does, now and then, right after a replica synced: "Manual failover timed
+/// out.") is asked again.
 fn failover_on(cluster: &RedisCluster, e: &Exporter, replica: usize, opt: Option<&str>) -> Value {
     let new_id = cluster.node_id(replica);
     let before = of_kind(e, "failover").len();
@@ -607,6 +608,12 @@ fn failover_on(cluster: &RedisCluster, e: &Exporter, replica: usize, opt: Option
     let all = of_kind(e, "failover");
     assert_eq!(all.len(), before + 1, "{all:#?}");
     assert_eq!(all[before]["new_master"]["id"], new_id, "{all:#?}");
+    // The exporter can tell the failover before the old master has taken the new config: a
+    // CLUSTER FAILOVER sent back to it at once would find it still a master.
+    let old_id = all[before]["old_master"]["id"].as_str().unwrap_or_default();
+    if let Some(old) = (0..cluster.node_count()).find(|&i| cluster.node_id(i) == old_id) {
+        cluster.wait_role(old, "slave", Duration::from_secs(20));
+    }
     all[before].clone()
 }
 
