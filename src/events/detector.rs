@@ -76,6 +76,13 @@ impl TrackedNode {
     /// The key of a health event (`node_pfail`, `node_fail`, `node_recovered`) at `epoch`: the
     /// first episode at an epoch keeps the plain `kind/id/epoch`, later ones get `/n`.
     fn health_key(&self, kind: EventKind, id: &str, epoch: u64) -> String {
+        // Every event of one episode carries the epoch it began at (and its number): a master
+        // that fails at E and recovers as a replica at its new master's epoch F must not give
+        // node_recovered/id/F, the key of its first failure episode at F as a replica.
+        let epoch = match self.episodes {
+            0 => epoch,
+            _ => self.episodes_epoch,
+        };
         match self.episodes {
             n if n > 1 && self.episodes_epoch == epoch => format!("{kind}/{id}/{epoch}/{n}"),
             _ => format!("{kind}/{id}/{epoch}"),
@@ -1704,6 +1711,52 @@ mod tests {
             assert_eq!(wire(&ev[0])["duration_seconds"], Value::Null);
             assert_eq!(wire(&ev[1])["node"]["id"], id('a'));
         }
+    }
+
+    #[test]
+    fn an_episode_keeps_the_epoch_it_began_at() {
+        // Found by the chaos run (seed 16, 30 min, after the fixes): master a failed at epoch 1
+        // and recovered as the replica of its replacement d, which reports d's epoch 7: its
+        // node_recovered was keyed at 7, and a's next failure, as a replica at 7, logged
+        // node_fail/a/7 and node_recovered/a/7, the second node_recovered/a/7.
+        let mut all = cluster();
+        let mut d = started(&all);
+        let mut w = World::default();
+        let mut keys = Vec::new();
+        let mut run = |d: &mut Detector, t, all: &[N], w: &World| {
+            let ev = d.observe(&snap(t, all, w));
+            keys.extend(
+                ev.into_iter()
+                    .filter(|e| e.key.starts_with("node_"))
+                    .map(|e| e.key),
+            );
+        };
+        w.down = vec![id('a')];
+        w.flags = vec![(id('a'), "fail")];
+        run(&mut d, 1, &all, &w);
+        promote(&mut all, 'a', 'd');
+        run(&mut d, 2, &all, &w);
+        for n in all.iter_mut().filter(|n| n.id == id('a')) {
+            n.master_of = Some(id('d'));
+        }
+        w.down.clear();
+        w.flags.clear();
+        run(&mut d, 3, &all, &w);
+        // a, now a replica at d's epoch 7, fails and recovers.
+        w.flags = vec![(id('a'), "fail")];
+        run(&mut d, 13, &all, &w);
+        w.flags.clear();
+        run(&mut d, 14, &all, &w);
+        let a = id('a');
+        assert_eq!(
+            keys,
+            [
+                format!("node_fail/{a}/1"),
+                format!("node_recovered/{a}/1"),
+                format!("node_fail/{a}/7"),
+                format!("node_recovered/{a}/7"),
+            ]
+        );
     }
 
     #[test]
