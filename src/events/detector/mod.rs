@@ -87,6 +87,13 @@ impl TrackedNode {
     /// The key of a health event (`node_pfail`, `node_fail`, `node_recovered`) at `epoch`: the
     /// first episode at an epoch keeps the plain `kind/id/epoch`, later ones get `/n`.
     fn health_key(&self, kind: EventKind, id: &str, epoch: u64) -> String {
+        // Every event of one episode carries the epoch it began at (and its number): a master
+        // that fails at E and recovers as a replica at its new master's epoch F must not give
+        // node_recovered/id/F, the key of its first failure episode at F as a replica.
+        let epoch = match self.episodes {
+            0 => epoch,
+            _ => self.episodes_epoch,
+        };
         match self.episodes {
             n if n > 1 && self.episodes_epoch == epoch => format!("{kind}/{id}/{epoch}/{n}"),
             _ => format!("{kind}/{id}/{epoch}"),
