@@ -108,6 +108,11 @@ pub struct Topology {
     pub nodes: BTreeMap<String, TrackedNode>,
     /// Last announced aggregate cluster state.
     pub cluster_ok: Option<bool>,
+    /// The latest `cluster_state` fail episode: the cluster's current epoch when it began and
+    /// its number among the episodes that began at that epoch. The epoch can stay put across
+    /// two fail episodes (nothing was elected in between), and each needs keys of its own.
+    #[serde(default)]
+    pub cluster_fail_episode: Option<(u64, u32)>,
     /// A config conflict is announced and not resolved yet.
     pub conflict_announced: bool,
     /// Id of the last event stored when this topology was saved.

@@ -1,4 +1,5 @@
-//! The cluster-wide `cluster_state` as most answering nodes report it, and its changes.
+//! The cluster-wide `cluster_state` as most answering nodes report it, and its changes, each fail
+//! episode with keys of its own.
 
 use super::*;
 
@@ -21,9 +22,24 @@ impl Detector {
             .max()
             .unwrap_or(0);
         let (slots_ok, slots_fail, slots_pfail) = reporter;
+        // Both ends of one fail episode are keyed at the epoch it began at, numbered from the
+        // second episode at that epoch on (as node health keys are).
+        let (epoch, n) = match (ok, self.topology.cluster_fail_episode) {
+            (false, Some((e, n))) if e == current_epoch => (e, n + 1),
+            (false, _) => (current_epoch, 1),
+            (true, Some(episode)) => episode,
+            (true, None) => (current_epoch, 1),
+        };
+        if !ok {
+            self.topology.cluster_fail_episode = Some((epoch, n));
+        }
+        let key = match n {
+            1 => format!("cluster_state/{}/{epoch}", word(ok)),
+            n => format!("cluster_state/{}/{epoch}/{n}", word(ok)),
+        };
         events.push(event(
             snap.time,
-            format!("cluster_state/{}/{}", word(ok), current_epoch),
+            key,
             format!(
                 "cluster_state changed from {} to {} ({} slots ok, {} fail, {} pfail)",
                 word(prev),
