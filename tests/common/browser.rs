@@ -78,8 +78,10 @@ struct KillOnDrop(Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
+        // `--` before the negative group id: procps `kill -KILL -12345` reads `-1` out of it
+        // and kills every process on the machine (strace shows kill(-1, SIGKILL)).
         let _ = Command::new("kill")
-            .arg("-KILL")
+            .args(["-s", "KILL", "--"])
             .arg(format!("-{}", self.0.id()))
             .stderr(Stdio::null())
             .status();
