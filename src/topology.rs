@@ -9,9 +9,7 @@
 //! cluster ever had (handshake lines, whose ids are temporary, are kept in full, not interned).
 
 use crate::parse::ParseError;
-use crate::parse::cluster_nodes::{
-    ClusterNodes, NodeAddr, NodeFlags, NodeLine, parse_cluster_nodes,
-};
+use crate::parse::cluster_nodes::{LineRef, NodeAddr, NodeFlags, NodeLine, parse_lines};
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -59,7 +57,8 @@ pub struct NodeId(&'static IdEntry);
 #[derive(Default)]
 struct Interner {
     ids: FnvMap<&'static str, &'static IdEntry>,
-    endpoints: FnvMap<&'static Endpoint, ()>,
+    /// Endpoints by the FNV hash of (host, port, hostname); a bucket holds the rare collisions.
+    endpoints: FnvMap<u64, Vec<&'static Endpoint>>,
     /// The last claims list built: the next observer's is normally the same one.
     last_claims: Option<Arc<[Claim]>>,
 }
@@ -143,20 +142,29 @@ pub struct Endpoint {
 
 fn intern_endpoint(
     table: &mut Interner,
-    addr: Option<NodeAddr>,
-    hostname: Option<String>,
+    addr: Option<(&str, u16)>,
+    hostname: Option<&str>,
 ) -> &'static Endpoint {
-    let text = addr.as_ref().map(ToString::to_string);
-    let key = Endpoint {
-        addr,
-        hostname,
-        text,
+    let mut h = Fnv::default();
+    (addr, hostname).hash(&mut h);
+    let bucket = table.endpoints.entry(h.finish()).or_default();
+    let same = |e: &&&'static Endpoint| {
+        e.hostname.as_deref() == hostname
+            && e.addr.as_ref().map(|a| (a.host.as_str(), a.port)) == addr
     };
-    if let Some((e, ())) = table.endpoints.get_key_value(&key) {
+    if let Some(e) = bucket.iter().find(same) {
         return e;
     }
-    let e: &'static Endpoint = Box::leak(Box::new(key));
-    table.endpoints.insert(e, ());
+    let addr = addr.map(|(host, port)| NodeAddr {
+        host: host.to_string(),
+        port,
+    });
+    let e: &'static Endpoint = Box::leak(Box::new(Endpoint {
+        text: addr.as_ref().map(ToString::to_string),
+        addr,
+        hostname: hostname.map(str::to_string),
+    }));
+    bucket.push(e);
     e
 }
 
@@ -222,7 +230,7 @@ impl PeerLine {
         self.endpoint.text.as_deref()
     }
 
-    fn of(table: &mut Interner, line: NodeLine) -> PeerLine {
+    fn of(table: &mut Interner, line: &LineRef<'_>) -> PeerLine {
         let f = line.flags;
         let bits = [
             (f.myself, F_MYSELF),
@@ -238,8 +246,8 @@ impl PeerLine {
         .filter(|(on, _)| *on)
         .fold(0, |acc, (_, bit)| acc | bit);
         PeerLine {
-            id: intern_id(table, &line.id),
-            master_id: line.master_id.as_deref().map(|m| intern_id(table, m)),
+            id: intern_id(table, line.id),
+            master_id: line.master_id.map(|m| intern_id(table, m)),
             endpoint: intern_endpoint(table, line.addr, line.hostname),
             config_epoch: line.config_epoch,
             bits,
@@ -270,12 +278,15 @@ pub struct Topology {
 }
 
 impl Topology {
-    /// Parses a CLUSTER NODES reply into the compact form.
+    /// Parses a CLUSTER NODES reply into the compact form; like
+    /// [`parse_cluster_nodes`](crate::parse::cluster_nodes::parse_cluster_nodes), malformed lines
+    /// are skipped and counted and a reply with no well-formed line is an error.
     pub fn parse(text: &str) -> Result<Topology, ParseError> {
-        parse_cluster_nodes(text).map(Topology::from)
+        Topology::build(text, &mut interner())
     }
 
-    /// The replying node's own line, in full (slots, open slots, address, hostname).
+    /// The replying node's own line, in full (slots, open slots, address, hostname) but for its
+    /// ping and pong times, which read as 0.
     pub fn myself(&self) -> Option<&NodeLine> {
         self.myself.as_ref()
     }
@@ -296,41 +307,25 @@ impl Topology {
     }
 }
 
-impl From<ClusterNodes> for Topology {
-    fn from(parsed: ClusterNodes) -> Topology {
-        Topology::build(parsed, &mut interner())
-    }
-}
-
 impl Topology {
-    fn build(parsed: ClusterNodes, table: &mut Interner) -> Topology {
+    fn build(text: &str, table: &mut Interner) -> Result<Topology, ParseError> {
         let mut out = Topology {
             myself: None,
-            lines: Vec::with_capacity(parsed.nodes.len()),
+            lines: Vec::new(),
             handshakes: Vec::new(),
             claims: Arc::from(Vec::new()),
-            malformed_lines: parsed.malformed_lines,
+            malformed_lines: 0,
         };
         let mut claims = Vec::new();
-        for mut line in parsed.nodes {
-            if line.flags.handshake {
-                out.handshakes.push(line);
+        for line in parse_lines(text) {
+            let Some(line) = line else {
+                out.malformed_lines += 1;
                 continue;
-            }
-            if line.flags.myself && out.myself.is_none() {
-                out.myself = Some(line.clone());
-            }
-            let slots = std::mem::take(&mut line.slots);
-            let is_master = line.flags.master;
-            let peer = PeerLine::of(table, line);
-            if is_master {
-                claims.extend(slots.iter().map(|r| Claim {
-                    start: r.start,
-                    end: r.end,
-                    owner: peer.id,
-                }));
-            }
-            out.lines.push(peer);
+            };
+            out.add(line, table, &mut claims);
+        }
+        if out.lines.is_empty() && out.handshakes.is_empty() {
+            return Err(ParseError::Empty);
         }
         claims.sort_unstable_by_key(|c| (c.start, c.end, c.owner.as_str()));
         out.claims = match &table.last_claims {
@@ -341,7 +336,32 @@ impl Topology {
                 fresh
             }
         };
-        out
+        Ok(out)
+    }
+
+    fn add(&mut self, line: LineRef<'_>, table: &mut Interner, claims: &mut Vec<Claim>) {
+        if line.flags.handshake {
+            self.handshakes.push(line.into());
+            return;
+        }
+        let peer = PeerLine::of(table, &line);
+        if line.flags.master {
+            claims.extend(line.slots.iter().map(|r| Claim {
+                start: r.start,
+                end: r.end,
+                owner: peer.id,
+            }));
+        }
+        self.lines.push(peer);
+        if line.flags.myself && self.myself.is_none() {
+            // Without its ping/pong times (nothing reads them, and the pong time moves with
+            // every reply: two replies that say the same must compare equal).
+            self.myself = Some(NodeLine {
+                ping_sent: 0,
+                pong_recv: 0,
+                ..line.into()
+            });
+        }
     }
 }
 
@@ -352,6 +372,7 @@ mod tests {
         FailureReason, NodeData, NodeObservation, PollFailure, ViewCache, derive_view,
         derive_view_cached,
     };
+    use crate::parse::cluster_nodes::parse_cluster_nodes;
     use crate::parse::{cluster_info, info};
     use std::collections::BTreeMap;
     use std::time::Duration;
@@ -415,8 +436,13 @@ mod tests {
             "e".repeat(40)
         );
         let parsed = parse_cluster_nodes(&text).unwrap();
-        let t = Topology::from(parsed.clone());
-        assert_eq!(t.myself(), parsed.myself());
+        let t = Topology::parse(&text).unwrap();
+        let me = parsed.myself().map(|m| NodeLine {
+            ping_sent: 0,
+            pong_recv: 0,
+            ..m.clone()
+        });
+        assert_eq!(t.myself(), me.as_ref());
         assert_eq!(t.handshakes().len(), 1);
         assert_eq!(t.lines().len(), 4);
         for (c, p) in t.lines().iter().zip(&parsed.nodes) {
@@ -445,14 +471,15 @@ mod tests {
     fn same_claims_are_stored_once_and_ids_compare_by_identity() {
         // A table of its own: tests running alongside share the process-wide one.
         let mut table = Interner::default();
-        let parse = |c, table: &mut Interner| {
-            Topology::build(parse_cluster_nodes(&nodes_text(c)).unwrap(), table)
-        };
+        let parse = |c, table: &mut Interner| Topology::build(&nodes_text(c), table).unwrap();
         let a = parse('a', &mut table);
         let b = parse('b', &mut table);
         assert!(Arc::ptr_eq(a.claims(), b.claims()));
         assert_ne!(a, b);
         assert_eq!(a, parse('a', &mut table));
+        let later = nodes_text('a').replace(" 0 0 1 ", " 7 1700000000000 1 ");
+        let later = Topology::build(&later, &mut table).unwrap();
+        assert_eq!(a, later, "ping and pong times are not part of the topology");
         assert_eq!(intern_id(&mut table, &id('a')), a.lines()[0].id);
         assert_ne!(intern_id(&mut table, &id('b')), a.lines()[0].id);
         assert_ne!(NodeId::intern(&id('a')), a.lines()[0].id, "another table");
