@@ -219,7 +219,9 @@ fn parse_replies(
                     attempted: true,
                 });
             }
-            let fresh = Topology::parse(text).map_err(|e| protocol("CLUSTER NODES", e))?;
+            let cached = state.nodes_cache.as_ref().map(|(c, _)| &**c);
+            let fresh =
+                Topology::parse_after(text, cached).map_err(|e| protocol("CLUSTER NODES", e))?;
             // A reply that says what the cached one said keeps the cached `Arc`: the view
             // derived from it is then reused (see `ViewCache`).
             let parsed = match &state.nodes_cache {

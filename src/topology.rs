@@ -140,6 +140,10 @@ pub struct Endpoint {
     pub text: Option<String>,
 }
 
+fn same_endpoint(e: &Endpoint, addr: Option<(&str, u16)>, hostname: Option<&str>) -> bool {
+    e.hostname.as_deref() == hostname && e.addr.as_ref().map(|a| (a.host.as_str(), a.port)) == addr
+}
+
 fn intern_endpoint(
     table: &mut Interner,
     addr: Option<(&str, u16)>,
@@ -148,11 +152,7 @@ fn intern_endpoint(
     let mut h = Fnv::default();
     (addr, hostname).hash(&mut h);
     let bucket = table.endpoints.entry(h.finish()).or_default();
-    let same = |e: &&&'static Endpoint| {
-        e.hostname.as_deref() == hostname
-            && e.addr.as_ref().map(|a| (a.host.as_str(), a.port)) == addr
-    };
-    if let Some(e) = bucket.iter().find(same) {
+    if let Some(e) = bucket.iter().find(|e| same_endpoint(e, addr, hostname)) {
         return e;
     }
     let addr = addr.map(|(host, port)| NodeAddr {
@@ -230,7 +230,9 @@ impl PeerLine {
         self.endpoint.text.as_deref()
     }
 
-    fn of(table: &mut Interner, line: &LineRef<'_>) -> PeerLine {
+    /// The compact line; `like` is the line at the same place in the node's previous reply,
+    /// whose interned id, master and endpoint are taken when they match (no hashing).
+    fn of(table: &mut Interner, line: &LineRef<'_>, like: Option<&PeerLine>) -> PeerLine {
         let f = line.flags;
         let bits = [
             (f.myself, F_MYSELF),
@@ -245,10 +247,22 @@ impl PeerLine {
         .iter()
         .filter(|(on, _)| *on)
         .fold(0, |acc, (_, bit)| acc | bit);
+        let id = match like {
+            Some(l) if l.id.as_str() == line.id => l.id,
+            _ => intern_id(table, line.id),
+        };
+        let master_id = match (like, line.master_id) {
+            (Some(l), m) if l.master_id.map(NodeId::as_str) == m => l.master_id,
+            (_, m) => m.map(|m| intern_id(table, m)),
+        };
+        let endpoint = match like {
+            Some(l) if same_endpoint(l.endpoint, line.addr, line.hostname) => l.endpoint,
+            _ => intern_endpoint(table, line.addr, line.hostname),
+        };
         PeerLine {
-            id: intern_id(table, line.id),
-            master_id: line.master_id.map(|m| intern_id(table, m)),
-            endpoint: intern_endpoint(table, line.addr, line.hostname),
+            id,
+            master_id,
+            endpoint,
             config_epoch: line.config_epoch,
             bits,
         }
@@ -282,7 +296,14 @@ impl Topology {
     /// [`parse_cluster_nodes`](crate::parse::cluster_nodes::parse_cluster_nodes), malformed lines
     /// are skipped and counted and a reply with no well-formed line is an error.
     pub fn parse(text: &str) -> Result<Topology, ParseError> {
-        Topology::build(text, &mut interner())
+        Topology::build(text, None, &mut interner())
+    }
+
+    /// [`Topology::parse`] of a node's new reply given its previous one: lines that name the
+    /// same ids and endpoints as the line at the same place before reuse them (the usual case,
+    /// which then costs no hashing).
+    pub fn parse_after(text: &str, previous: Option<&Topology>) -> Result<Topology, ParseError> {
+        Topology::build(text, previous, &mut interner())
     }
 
     /// The replying node's own line, in full (slots, open slots, address, hostname) but for its
@@ -308,7 +329,11 @@ impl Topology {
 }
 
 impl Topology {
-    fn build(text: &str, table: &mut Interner) -> Result<Topology, ParseError> {
+    fn build(
+        text: &str,
+        previous: Option<&Topology>,
+        table: &mut Interner,
+    ) -> Result<Topology, ParseError> {
         let mut out = Topology {
             myself: None,
             lines: Vec::new(),
@@ -322,7 +347,8 @@ impl Topology {
                 out.malformed_lines += 1;
                 continue;
             };
-            out.add(line, table, &mut claims);
+            let like = previous.and_then(|p| p.lines.get(out.lines.len()));
+            out.add(line, like, table, &mut claims);
         }
         if out.lines.is_empty() && out.handshakes.is_empty() {
             return Err(ParseError::Empty);
@@ -339,12 +365,18 @@ impl Topology {
         Ok(out)
     }
 
-    fn add(&mut self, line: LineRef<'_>, table: &mut Interner, claims: &mut Vec<Claim>) {
+    fn add(
+        &mut self,
+        line: LineRef<'_>,
+        like: Option<&PeerLine>,
+        table: &mut Interner,
+        claims: &mut Vec<Claim>,
+    ) {
         if line.flags.handshake {
             self.handshakes.push(line.into());
             return;
         }
-        let peer = PeerLine::of(table, &line);
+        let peer = PeerLine::of(table, &line, like);
         if line.flags.master {
             claims.extend(line.slots.iter().map(|r| Claim {
                 start: r.start,
@@ -471,15 +503,22 @@ mod tests {
     fn same_claims_are_stored_once_and_ids_compare_by_identity() {
         // A table of its own: tests running alongside share the process-wide one.
         let mut table = Interner::default();
-        let parse = |c, table: &mut Interner| Topology::build(&nodes_text(c), table).unwrap();
+        let parse = |c, table: &mut Interner| Topology::build(&nodes_text(c), None, table).unwrap();
         let a = parse('a', &mut table);
         let b = parse('b', &mut table);
         assert!(Arc::ptr_eq(a.claims(), b.claims()));
         assert_ne!(a, b);
         assert_eq!(a, parse('a', &mut table));
         let later = nodes_text('a').replace(" 0 0 1 ", " 7 1700000000000 1 ");
-        let later = Topology::build(&later, &mut table).unwrap();
+        let later = Topology::build(&later, Some(&a), &mut table).unwrap();
         assert_eq!(a, later, "ping and pong times are not part of the topology");
+        let b_text = nodes_text('b');
+        let reversed = b_text.lines().rev().collect::<Vec<_>>().join("\n");
+        assert_eq!(
+            Topology::build(&reversed, Some(&a), &mut table),
+            Topology::build(&reversed, None, &mut table),
+            "lines that moved are interned afresh"
+        );
         assert_eq!(intern_id(&mut table, &id('a')), a.lines()[0].id);
         assert_ne!(intern_id(&mut table, &id('b')), a.lines()[0].id);
         assert_ne!(NodeId::intern(&id('a')), a.lines()[0].id, "another table");
