@@ -61,6 +61,27 @@ struct Interner {
     endpoints: FnvMap<u64, Vec<&'static Endpoint>>,
     /// The last claims list built: the next observer's is normally the same one.
     last_claims: Option<Arc<[Claim]>>,
+    /// Every line some topology holds: the observers that say the same about a node share it.
+    lines: FnvSet<Arc<PeerLine>>,
+    /// Size of `lines` after its last sweep of lines no topology holds any more.
+    lines_swept: usize,
+}
+
+impl Interner {
+    /// The shared copy of a line. Lines no topology holds any more are dropped whenever the
+    /// table has doubled since the last sweep (amortised constant time, bounded memory).
+    fn share_line(&mut self, line: PeerLine) -> Arc<PeerLine> {
+        if let Some(l) = self.lines.get(&line) {
+            return Arc::clone(l);
+        }
+        if self.lines.len() >= (2 * self.lines_swept).max(4096) {
+            self.lines.retain(|l| Arc::strong_count(l) > 1);
+            self.lines_swept = self.lines.len();
+        }
+        let l = Arc::new(line);
+        self.lines.insert(Arc::clone(&l));
+        l
+    }
 }
 
 fn interner() -> std::sync::MutexGuard<'static, Interner> {
@@ -203,6 +224,15 @@ impl PartialEq for PeerLine {
     }
 }
 impl Eq for PeerLine {}
+impl Hash for PeerLine {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.id.hash(state);
+        self.master_id.hash(state);
+        std::ptr::hash(self.endpoint, state);
+        state.write_u64(self.config_epoch);
+        state.write_u16(self.bits);
+    }
+}
 
 impl PeerLine {
     /// The line's flags (`handshake` is never set: such lines are kept apart).
@@ -284,7 +314,7 @@ pub struct Claim {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Topology {
     myself: Option<NodeLine>,
-    lines: Vec<PeerLine>,
+    lines: Vec<Arc<PeerLine>>,
     handshakes: Vec<NodeLine>,
     claims: Arc<[Claim]>,
     /// Lines that were not understood and skipped.
@@ -313,7 +343,7 @@ impl Topology {
     }
 
     /// Every line but the handshake ones, in reply order (the `myself` line included).
-    pub fn lines(&self) -> &[PeerLine] {
+    pub fn lines(&self) -> &[Arc<PeerLine>] {
         &self.lines
     }
 
@@ -368,7 +398,7 @@ impl Topology {
     fn add(
         &mut self,
         line: LineRef<'_>,
-        like: Option<&PeerLine>,
+        like: Option<&Arc<PeerLine>>,
         table: &mut Interner,
         claims: &mut Vec<Claim>,
     ) {
@@ -376,7 +406,7 @@ impl Topology {
             self.handshakes.push(line.into());
             return;
         }
-        let peer = PeerLine::of(table, &line, like);
+        let peer = PeerLine::of(table, &line, like.map(|l| &**l));
         if line.flags.master {
             claims.extend(line.slots.iter().map(|r| Claim {
                 start: r.start,
@@ -384,7 +414,10 @@ impl Topology {
                 owner: peer.id,
             }));
         }
-        self.lines.push(peer);
+        self.lines.push(match like {
+            Some(l) if **l == peer => Arc::clone(l),
+            _ => table.share_line(peer),
+        });
         if line.flags.myself && self.myself.is_none() {
             // Without its ping/pong times (nothing reads them, and the pong time moves with
             // every reply: two replies that say the same must compare equal).
