@@ -115,8 +115,8 @@ pub struct NodeStats {
 pub struct NodeData {
     /// CLUSTER INFO.
     pub cluster_info: ClusterInfo,
-    /// CLUSTER NODES (shared: a node's last reply is reused until its CLUSTER INFO shows a
-    /// change or its refresh turn comes).
+    /// CLUSTER NODES in compact form (shared: a node's last reply is reused until its CLUSTER
+    /// INFO shows a change or its refresh turn comes, and kept when a fresh one says the same).
     pub nodes: Arc<Topology>,
     /// INFO replication, every poll: roles, offsets, replicas, link state.
     pub info: Info,
