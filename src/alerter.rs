@@ -338,7 +338,7 @@ pub fn spawn_sender(target: AlertmanagerTarget) -> mpsc::Sender<Vec<PostableAler
 mod tests {
     use super::*;
     use crate::model::{NodeData, NodeObservation};
-    use crate::parse::{cluster_info, cluster_nodes, info};
+    use crate::parse::{cluster_info, info};
     use std::time::UNIX_EPOCH;
 
     fn snap(t: u64, fail: &[bool]) -> Snapshot {
@@ -355,7 +355,7 @@ mod tests {
                     })
                     .unwrap(),
                     nodes: std::sync::Arc::new(
-                        cluster_nodes::parse_cluster_nodes(&format!(
+                        crate::topology::Topology::parse(&format!(
                             "{} 127.0.0.1:{}@1 myself,master - 0 0 1 connected",
                             "a".repeat(40),
                             7000 + i

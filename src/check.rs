@@ -621,14 +621,12 @@ fn consistency_problem(snapshot: &Snapshot) -> Option<Problem> {
     let mut maps: BTreeMap<Vec<(u16, u16, String)>, Vec<&NodeObservation>> = BTreeMap::new();
     for o in snapshot.observations.values() {
         let Some(d) = o.data() else { continue };
-        let mut claims: Vec<(u16, u16, String)> = d
+        let claims: Vec<(u16, u16, String)> = d
             .nodes
-            .nodes
+            .claims()
             .iter()
-            .filter(|l| l.flags.master && !l.flags.handshake)
-            .flat_map(|l| l.slots.iter().map(|r| (r.start, r.end, l.id.clone())))
+            .map(|c| (c.start, c.end, c.owner.as_str().to_string()))
             .collect();
-        claims.sort_unstable();
         maps.entry(claims).or_default().push(o);
     }
     let mut sides: Vec<Vec<&NodeObservation>> = maps.into_values().collect();

@@ -1,7 +1,7 @@
 //! redis-cluster-exporter: watches a whole Redis Cluster and exports it to Prometheus.
 //!
 //! Data flows one way: [`config`] -> [`poller`] (IO, via [`client`]) -> [`parse`] (pure) ->
-//! [`model`] snapshot -> {[`metrics`] render, [`overview`] document} -> [`http`]. [`app`] wires them
+//! [`topology`] (compact per-node views) -> [`model`] snapshot -> {[`metrics`] render, [`overview`] document} -> [`http`]. [`app`] wires them
 //! together.
 
 pub mod alerter;
@@ -17,3 +17,4 @@ pub mod overview;
 pub mod parse;
 pub mod poller;
 pub mod tls;
+pub mod topology;

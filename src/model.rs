@@ -2,10 +2,11 @@
 //! from all those observations (pure functions, no IO).
 
 use crate::parse::cluster_info::ClusterInfo;
-use crate::parse::cluster_nodes::{ClusterNodes, NodeLine, SLOT_COUNT, SlotRange, slots_to_ranges};
+use crate::parse::cluster_nodes::{NodeFlags, NodeLine, SLOT_COUNT, SlotRange, slots_to_ranges};
 use crate::parse::info::Info;
 use crate::parse::slot_stats::SlotMetric;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use crate::topology::{Claim, FnvMap, NodeId, PeerLine, Topology};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -114,9 +115,9 @@ pub struct NodeStats {
 pub struct NodeData {
     /// CLUSTER INFO.
     pub cluster_info: ClusterInfo,
-    /// CLUSTER NODES (shared: a node's last reply is reused until its CLUSTER INFO shows a
-    /// change or its refresh turn comes).
-    pub nodes: Arc<ClusterNodes>,
+    /// CLUSTER NODES in compact form (shared: a node's last reply is reused until its CLUSTER
+    /// INFO shows a change or its refresh turn comes, and kept when a fresh one says the same).
+    pub nodes: Arc<Topology>,
     /// INFO replication, every poll: roles, offsets, replicas, link state.
     pub info: Info,
     /// The latest slower telemetry, when the node has answered it once.
@@ -261,11 +262,22 @@ pub struct Snapshot {
 impl Snapshot {
     /// Builds a snapshot from the observations of one round.
     pub fn new(time: SystemTime, duration: Duration, observations: Vec<NodeObservation>) -> Self {
+        Self::new_cached(time, duration, observations, &mut ViewCache::default())
+    }
+
+    /// [`Snapshot::new`] reusing the topology part of the previous view while it still holds
+    /// (see [`ViewCache`]).
+    pub fn new_cached(
+        time: SystemTime,
+        duration: Duration,
+        observations: Vec<NodeObservation>,
+        cache: &mut ViewCache,
+    ) -> Self {
         let observations: BTreeMap<String, NodeObservation> = observations
             .into_iter()
             .map(|o| (o.addr.clone(), o))
             .collect();
-        let view = derive_view(&observations);
+        let view = derive_view_cached(&observations, cache);
         Snapshot {
             time,
             duration,
@@ -281,24 +293,120 @@ impl Snapshot {
     }
 }
 
-/// Slot ranges one observer assigns, as `(first, last, owner id)`, sorted.
-type Claims<'a> = Vec<(u16, u16, &'a str)>;
+/// What the last derived view was derived from (every reachable observer's id and compact
+/// topology) and its topology part, reused while no observer's topology changed: the poller keeps
+/// a cached reply's `Arc` and reuses it for a fresh reply that says the same, so in a steady
+/// cluster only reachability, offsets and coverage are redone each round.
+#[derive(Debug, Default)]
+pub struct ViewCache {
+    inputs: Vec<(String, Arc<Topology>)>,
+    view: Option<ClusterView>,
+}
 
-/// The ordered list of `(first, last, owner)` claims one observer makes.
-fn slot_claims(nodes: &ClusterNodes) -> Claims<'_> {
-    let mut claims: Claims<'_> = nodes
-        .nodes
-        .iter()
-        .filter(|n| n.flags.master && !n.flags.handshake)
-        .flat_map(|n| n.slots.iter().map(move |r| (r.start, r.end, n.id.as_str())))
+impl ViewCache {
+    fn matches(&self, reachable: &[(&str, &NodeData)]) -> bool {
+        self.view.is_some()
+            && self.inputs.len() == reachable.len()
+            && self
+                .inputs
+                .iter()
+                .zip(reachable)
+                .all(|((id, t), (rid, d))| id == rid && Arc::ptr_eq(t, &d.nodes))
+    }
+}
+
+/// Derives the cluster view from one round's observations.
+pub fn derive_view(observations: &BTreeMap<String, NodeObservation>) -> ClusterView {
+    derive_view_cached(observations, &mut ViewCache::default())
+}
+
+/// [`derive_view`], reusing the cached topology part when no reachable observer's topology
+/// changed since the cache was filled; the cache is refilled otherwise.
+pub fn derive_view_cached(
+    observations: &BTreeMap<String, NodeObservation>,
+    cache: &mut ViewCache,
+) -> ClusterView {
+    let reachable: Vec<(&str, &NodeData)> = observations
+        .values()
+        .filter_map(|o| Some((o.node_id()?, o.data()?)))
         .collect();
-    claims.sort_unstable();
-    claims
+    let mut view = match (&cache.view, cache.matches(&reachable)) {
+        (Some(v), true) => v.clone(),
+        _ => {
+            let v = derive_topology(&reachable);
+            cache.inputs = reachable
+                .iter()
+                .map(|(id, d)| ((*id).to_string(), Arc::clone(&d.nodes)))
+                .collect();
+            cache.view = Some(v.clone());
+            v
+        }
+    };
+    for node in view.nodes.values_mut() {
+        let obs = node.addr.as_deref().and_then(|a| observations.get(a));
+        let data = obs.and_then(NodeObservation::data);
+        node.reachable = data.is_some() && obs.and_then(NodeObservation::node_id) == Some(&node.id);
+        node.repl_offset = data.and_then(|d| d.info.replication_offset());
+    }
+    view.uncovered_slots = uncovered_slots(&view, observations);
+    view
 }
 
-fn addr_of(line: &NodeLine) -> Option<String> {
-    line.addr.as_ref().map(ToString::to_string)
+/// The part of the view that depends only on the observers' topologies: members, roles,
+/// reporters, slot map and its consistency (reachability and offsets are left unset).
+fn derive_topology(reachable: &[(&str, &NodeData)]) -> ClusterView {
+    let (own, seen) = lines_by_node(reachable);
+    let mut view = ClusterView {
+        consistent: true,
+        ..ClusterView::default()
+    };
+    for (id, lines) in &seen {
+        let own_line = own.get(id).copied();
+        if let Some(node) = view_node(*id, own_line, lines) {
+            view.nodes.insert(id.as_str().to_string(), node);
+        }
+    }
+    let (consistent, owned) = slot_owners(reachable);
+    view.consistent = consistent;
+    for (id, ranges) in owned {
+        if let Some(node) = view.nodes.get_mut(id.as_str()) {
+            node.slots = ranges;
+        }
+    }
+    view.masters_without_replica = masters_without_replica(&view);
+    view
 }
+
+/// A node's own line: the compact record and the full one.
+type OwnLine<'a> = (&'a PeerLine, &'a NodeLine);
+
+/// Lines of one node id: the node's own (`myself`) line, and every observer's line about it
+/// (observers in address order).
+type LinesByNode<'a> = (
+    FnvMap<NodeId, OwnLine<'a>>,
+    FnvMap<NodeId, Vec<(&'a str, &'a PeerLine)>>,
+);
+
+/// Every reachable observer's CLUSTER NODES lines grouped by the node they are about
+/// (handshake entries are not among the compact lines).
+fn lines_by_node<'a>(reachable: &[(&'a str, &'a NodeData)]) -> LinesByNode<'a> {
+    let mut own: FnvMap<NodeId, OwnLine<'a>> = FnvMap::default();
+    let mut seen: FnvMap<NodeId, Vec<(&str, &PeerLine)>> = FnvMap::default();
+    for (observer, data) in reachable {
+        for line in data.nodes.lines() {
+            if line.flags().myself
+                && let Some(full) = data.nodes.myself()
+            {
+                own.insert(line.id, (line, full));
+            }
+            seen.entry(line.id).or_default().push((*observer, line));
+        }
+    }
+    (own, seen)
+}
+
+/// Lines that agree on a node's role: replica or not, and its master.
+type GroupKey = (bool, Option<NodeId>);
 
 /// The line that describes a node: the newest one (highest config epoch) any observer has, its
 /// own `myself` line among equals, then the one most observers agree on. A node's role, slots
@@ -308,22 +416,31 @@ fn addr_of(line: &NodeLine) -> Option<String> {
 /// and the others after. Taking role and epoch from an older line than the slot claim would pair
 /// the old role with the new slots.
 fn authoritative_line<'a>(
-    own: Option<&'a NodeLine>,
-    lines: &[(&str, &'a NodeLine)],
-) -> Option<&'a NodeLine> {
-    let mut groups: HashMap<(bool, Option<&str>), (u64, usize, &NodeLine)> = HashMap::new();
+    own: Option<&'a PeerLine>,
+    lines: &[(&str, &'a PeerLine)],
+) -> Option<&'a PeerLine> {
+    // Per (replica, master): the highest epoch, the lines, the line with it; in first-seen order.
+    let mut groups: Vec<(GroupKey, (u64, usize, &PeerLine))> = Vec::new();
     for (_, l) in lines {
-        let g = groups
-            .entry((l.flags.replica, l.master_id.as_deref()))
-            .or_insert((0, 0, l));
-        g.1 += 1;
-        if l.config_epoch >= g.0 {
-            g.0 = l.config_epoch;
-            g.2 = l;
+        let key = (l.flags().replica, l.master_id);
+        let at = match groups.iter().position(|(k, _)| *k == key) {
+            Some(at) => at,
+            None => {
+                groups.push((key, (0, 0, l)));
+                groups.len() - 1
+            }
+        };
+        if let Some((_, g)) = groups.get_mut(at) {
+            g.1 += 1;
+            if l.config_epoch >= g.0 {
+                g.0 = l.config_epoch;
+                g.2 = l;
+            }
         }
     }
     let newest = groups
-        .into_values()
+        .into_iter()
+        .map(|(_, g)| g)
         .max_by_key(|(epoch, n, _)| (*epoch, *n))
         .map(|(_, _, l)| l);
     match (own, newest) {
@@ -333,111 +450,66 @@ fn authoritative_line<'a>(
     }
 }
 
-/// Derives the cluster view from one round's observations.
-pub fn derive_view(observations: &BTreeMap<String, NodeObservation>) -> ClusterView {
-    let reachable: Vec<(&str, &NodeData)> = observations
-        .values()
-        .filter_map(|o| Some((o.node_id()?, o.data()?)))
-        .collect();
-    let (own, seen) = lines_by_node(&reachable);
-    let mut view = ClusterView {
-        consistent: true,
-        ..ClusterView::default()
-    };
-    for (id, lines) in &seen {
-        let own_line = own.get(id).copied();
-        if let Some(node) = view_node(id, own_line, lines, observations) {
-            view.nodes.insert((*id).to_string(), node);
-        }
-    }
-    let (consistent, owned) = slot_owners(&reachable);
-    view.consistent = consistent;
-    assign_slots(&mut view, owned, observations);
-    view.masters_without_replica = masters_without_replica(&view);
-    view
-}
-
-/// Lines of one node id: the node's own (`myself`) line, and every observer's line about it.
-type LinesByNode<'a> = (
-    HashMap<&'a str, &'a NodeLine>,
-    HashMap<&'a str, Vec<(&'a str, &'a NodeLine)>>,
-);
-
-/// Every reachable observer's CLUSTER NODES lines grouped by the node they are about
-/// (handshake entries left out).
-fn lines_by_node<'a>(reachable: &[(&'a str, &'a NodeData)]) -> LinesByNode<'a> {
-    let mut own: HashMap<&str, &NodeLine> = HashMap::new();
-    let mut seen: HashMap<&str, Vec<(&str, &NodeLine)>> = HashMap::new();
-    for (observer, data) in reachable {
-        for line in &data.nodes.nodes {
-            if line.flags.handshake {
-                continue;
-            }
-            if line.flags.myself {
-                own.insert(line.id.as_str(), line);
-            }
-            seen.entry(line.id.as_str())
-                .or_default()
-                .push((*observer, line));
-        }
-    }
-    (own, seen)
-}
-
-/// One member of the derived view from its lines (slots are assigned later, cluster-wide).
+/// One member of the derived view from its lines (slots are assigned later, cluster-wide;
+/// reachability and offset per round).
 fn view_node(
-    id: &str,
-    own_line: Option<&NodeLine>,
-    lines: &[(&str, &NodeLine)],
-    observations: &BTreeMap<String, NodeObservation>,
+    id: NodeId,
+    own: Option<OwnLine<'_>>,
+    lines: &[(&str, &PeerLine)],
 ) -> Option<ViewNode> {
-    let line = authoritative_line(own_line, lines)?;
-    let addr = addr_of(line).or_else(|| lines.iter().find_map(|(_, l)| addr_of(l)));
-    let reporters = |pred: fn(&NodeLine) -> bool| -> Vec<String> {
-        let mut ids: Vec<String> = lines
+    let line = authoritative_line(own.map(|(p, _)| p), lines)?;
+    let addr = line
+        .addr_text()
+        .or_else(|| lines.iter().find_map(|(_, l)| l.addr_text()))
+        .map(str::to_string);
+    let reporters = |pred: fn(&NodeFlags) -> bool| -> Vec<String> {
+        let mut ids: Vec<&str> = lines
             .iter()
-            .filter(|(_, l)| !l.flags.myself && pred(l))
-            .map(|(observer, _)| (*observer).to_string())
+            .filter(|(_, l)| {
+                let f = l.flags();
+                !f.myself && pred(&f)
+            })
+            .map(|(observer, _)| *observer)
             .collect();
-        ids.sort();
+        ids.sort_unstable();
         ids.dedup();
-        ids
+        ids.into_iter().map(str::to_string).collect()
     };
-    let obs = addr.as_deref().and_then(|a| observations.get(a));
-    let data = obs.and_then(NodeObservation::data);
+    let flags = line.flags();
     Some(ViewNode {
-        id: id.to_string(),
+        id: id.as_str().to_string(),
         addr,
-        role: if line.flags.replica {
+        role: if flags.replica {
             Role::Replica
         } else {
             Role::Master
         },
-        master_id: line.master_id.clone(),
+        master_id: line.master_id.map(|m| m.as_str().to_string()),
         config_epoch: line.config_epoch,
         slots: Vec::new(),
-        pfail_reporters: reporters(|l| l.flags.pfail),
-        fail_reporters: reporters(|l| l.flags.fail),
-        reachable: data.is_some() && obs.and_then(NodeObservation::node_id) == Some(id),
-        repl_offset: data.and_then(|d| d.info.replication_offset()),
-        migrating: own_line.map_or(0, |l| l.migrating.len()),
-        importing: own_line.map_or(0, |l| l.importing.len()),
-        nofailover: line.flags.nofailover,
+        pfail_reporters: reporters(|f| f.pfail),
+        fail_reporters: reporters(|f| f.fail),
+        reachable: false,
+        repl_offset: None,
+        migrating: own.map_or(0, |(_, l)| l.migrating.len()),
+        importing: own.map_or(0, |(_, l)| l.importing.len()),
+        nofailover: flags.nofailover,
     })
 }
 
 /// The slot map and whether every observer claims the same one: for every slot the claim with
 /// the highest config epoch across observers wins, as the cluster itself resolves conflicts.
-/// Observers normally agree, and then the one claim list is the map; only disagreeing lists
-/// are merged slot by slot.
-fn slot_owners<'a>(
-    reachable: &[(&'a str, &'a NodeData)],
-) -> (bool, BTreeMap<&'a str, Vec<SlotRange>>) {
-    let mut distinct: Vec<(Claims<'a>, &'a NodeData)> = Vec::new();
+/// Observers normally agree (and then mostly share one claims list), and then the one claim
+/// list is the map; only disagreeing lists are merged slot by slot.
+fn slot_owners(reachable: &[(&str, &NodeData)]) -> (bool, BTreeMap<NodeId, Vec<SlotRange>>) {
+    let mut distinct: Vec<(&Arc<[Claim]>, &Topology)> = Vec::new();
     for (_, data) in reachable {
-        let claims = slot_claims(&data.nodes);
-        if !distinct.iter().any(|(c, _)| *c == claims) {
-            distinct.push((claims, data));
+        let claims = data.nodes.claims();
+        if !distinct
+            .iter()
+            .any(|(c, _)| Arc::ptr_eq(c, claims) || **c == *claims)
+        {
+            distinct.push((claims, &data.nodes));
         }
     }
     let owned = match distinct.as_slice() {
@@ -448,44 +520,46 @@ fn slot_owners<'a>(
 }
 
 /// One observer's claims as ranges per owner, adjacent claims joined.
-fn ranges_of_claims<'a>(claims: &Claims<'a>) -> BTreeMap<&'a str, Vec<SlotRange>> {
-    let mut owned: BTreeMap<&str, Vec<SlotRange>> = BTreeMap::new();
-    for &(start, end, id) in claims {
-        let ranges = owned.entry(id).or_default();
+fn ranges_of_claims(claims: &[Claim]) -> BTreeMap<NodeId, Vec<SlotRange>> {
+    let mut owned: BTreeMap<NodeId, Vec<SlotRange>> = BTreeMap::new();
+    for c in claims {
+        let ranges = owned.entry(c.owner).or_default();
         match ranges.last_mut() {
-            Some(last) if u32::from(last.end) + 1 == u32::from(start) => last.end = end,
-            _ => ranges.push(SlotRange { start, end }),
+            Some(last) if u32::from(last.end) + 1 == u32::from(c.start) => last.end = c.end,
+            _ => ranges.push(SlotRange {
+                start: c.start,
+                end: c.end,
+            }),
         }
     }
     owned
 }
 
 /// Disagreeing observers' claims merged slot by slot: the highest config epoch wins.
-fn merge_claims<'a>(distinct: &[(Claims<'a>, &'a NodeData)]) -> BTreeMap<&'a str, Vec<SlotRange>> {
-    let mut owner: Vec<Option<(&str, u64)>> = vec![None; usize::from(SLOT_COUNT)];
-    for (claims, data) in distinct {
-        let epochs: HashMap<&str, u64> = data
-            .nodes
-            .nodes
+fn merge_claims(distinct: &[(&Arc<[Claim]>, &Topology)]) -> BTreeMap<NodeId, Vec<SlotRange>> {
+    let mut owner: Vec<Option<(NodeId, u64)>> = vec![None; usize::from(SLOT_COUNT)];
+    for (claims, topology) in distinct {
+        let epochs: FnvMap<NodeId, u64> = topology
+            .lines()
             .iter()
-            .map(|l| (l.id.as_str(), l.config_epoch))
+            .map(|l| (l.id, l.config_epoch))
             .collect();
-        for &(start, end, id) in claims {
-            let epoch = epochs.get(id).copied().unwrap_or(0);
-            for slot in start..=end {
+        for c in claims.iter() {
+            let epoch = epochs.get(&c.owner).copied().unwrap_or(0);
+            for slot in c.start..=c.end {
                 if let Some(cell) = owner.get_mut(usize::from(slot)) {
                     match cell {
                         Some((_, e)) if *e >= epoch => {}
-                        _ => *cell = Some((id, epoch)),
+                        _ => *cell = Some((c.owner, epoch)),
                     }
                 }
             }
         }
     }
-    let mut slots: BTreeMap<&str, Vec<u16>> = BTreeMap::new();
+    let mut slots: BTreeMap<NodeId, Vec<u16>> = BTreeMap::new();
     for (slot, cell) in (0..SLOT_COUNT).zip(owner.iter()) {
         if let Some((id, _)) = cell {
-            slots.entry(id).or_default().push(slot);
+            slots.entry(*id).or_default().push(slot);
         }
     }
     slots
@@ -494,40 +568,30 @@ fn merge_claims<'a>(distinct: &[(Claims<'a>, &'a NodeData)]) -> BTreeMap<&'a str
         .collect()
 }
 
-/// Gives each master its ranges and counts the slots nobody serves: unowned, or owned by a
-/// master flagged fail or polled without an answer.
-fn assign_slots(
-    view: &mut ClusterView,
-    owned: BTreeMap<&str, Vec<SlotRange>>,
-    observations: &BTreeMap<String, NodeObservation>,
-) {
-    let covered: u32 = owned.values().flatten().map(SlotRange::len).sum();
-    view.uncovered_slots = u32::from(SLOT_COUNT).saturating_sub(covered);
-    for (id, ranges) in owned {
-        let count: u32 = ranges.iter().map(SlotRange::len).sum();
-        let served = view
-            .nodes
-            .get(id)
-            .is_some_and(|n| !n.is_failed() && (n.reachable || !observed(observations, n)));
-        if let Some(node) = view.nodes.get_mut(id) {
-            node.slots = ranges;
-        }
-        if !served {
-            view.uncovered_slots += count;
-        }
-    }
+/// Slots nobody serves: unowned, or owned by a master flagged fail or polled without an answer.
+fn uncovered_slots(view: &ClusterView, observations: &BTreeMap<String, NodeObservation>) -> u32 {
+    let covered: u32 = view.nodes.values().map(ViewNode::slot_count).sum();
+    let unserved: u32 = view
+        .nodes
+        .values()
+        .filter(|n| n.is_failed() || (!n.reachable && observed(observations, n)))
+        .map(ViewNode::slot_count)
+        .sum();
+    u32::from(SLOT_COUNT).saturating_sub(covered) + unserved
 }
 
 /// Slot-owning masters none of whose replicas is healthy (not flagged fail).
 fn masters_without_replica(view: &ClusterView) -> usize {
+    let backed: BTreeSet<&str> = view
+        .nodes
+        .values()
+        .filter(|r| r.role == Role::Replica && !r.is_failed())
+        .filter_map(|r| r.master_id.as_deref())
+        .collect();
     view.nodes
         .values()
         .filter(|m| m.role == Role::Master && !m.slots.is_empty())
-        .filter(|m| {
-            !view.nodes.values().any(|r| {
-                r.role == Role::Replica && r.master_id.as_deref() == Some(&m.id) && !r.is_failed()
-            })
-        })
+        .filter(|m| !backed.contains(m.id.as_str()))
         .count()
 }
 

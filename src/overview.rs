@@ -355,11 +355,11 @@ fn hostnames(snapshot: &Snapshot) -> HashMap<&str, &str> {
     let mut own: HashMap<&str, &str> = HashMap::new();
     let mut seen: HashMap<&str, &str> = HashMap::new();
     for data in snapshot.observations.values().filter_map(|o| o.data()) {
-        for line in &data.nodes.nodes {
-            let Some(h) = line.hostname.as_deref() else {
+        for line in data.nodes.lines() {
+            let Some(h) = line.endpoint.hostname.as_deref() else {
                 continue;
             };
-            let map = if line.flags.myself {
+            let map = if line.flags().myself {
                 &mut own
             } else {
                 &mut seen

@@ -9,14 +9,15 @@ use crate::client::{
 use crate::config::Seed;
 use crate::model::{
     ConfigValues, FailureReason, NodeData, NodeObservation, NodeStats, PollFailure, Slowlog,
-    Snapshot,
+    Snapshot, ViewCache,
 };
 use crate::parse::cluster_info::ClusterInfo;
-use crate::parse::cluster_nodes::ClusterNodes;
 use crate::parse::slot_stats::{SlotMetric, SlotStats};
-use crate::parse::{ParseError, cluster_info, cluster_nodes, info};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+use crate::parse::{ParseError, cluster_info, info};
+use crate::topology::{Fnv, FnvMap, FnvSet, Topology};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::Hasher;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -91,7 +92,7 @@ struct NodeState {
     port: u16,
     conn: Option<NodeConnection>,
     /// The node's last CLUSTER NODES and the CLUSTER INFO stamp it was taken with.
-    nodes_cache: Option<(Arc<ClusterNodes>, TopologyStamp)>,
+    nodes_cache: Option<(Arc<Topology>, TopologyStamp)>,
     /// The poll round in which `nodes_cache` was parsed (discovery reads only fresh ones).
     nodes_round: u64,
     /// Malformed CLUSTER NODES lines in the last reply (logged when it changes).
@@ -128,36 +129,10 @@ impl NodeState {
     }
 }
 
-/// FNV-1a, 64 bits: a fixed, well-spread hash of short keys (addresses, 40-hex node ids), much
-/// cheaper than the randomly seeded SipHash of the std maps; nothing here is keyed by input an
-/// attacker could choose to collide (ids and addresses come from the cluster itself).
-#[derive(Clone, Copy)]
-struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Fnv(FNV_OFFSET)
-    }
-}
-
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        self.0 = bytes
-            .iter()
-            .fold(self.0, |h, b| (h ^ u64::from(*b)).wrapping_mul(FNV_PRIME));
-    }
-}
-
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0100_0000_01b3;
-
 /// A set of node ids hashed with [`Fnv`].
-type IdSet = HashSet<String, BuildHasherDefault<Fnv>>;
+type IdSet = FnvSet<String>;
 /// A map keyed by address, hashed with [`Fnv`].
-type AddrMap<V> = HashMap<String, V, BuildHasherDefault<Fnv>>;
+type AddrMap<V> = FnvMap<String, V>;
 
 /// The refresh group of an address (stable across rounds and restarts).
 fn group_of(addr: &str, groups: u64) -> u64 {
@@ -244,10 +219,15 @@ fn parse_replies(
                     attempted: true,
                 });
             }
-            let parsed = Arc::new(
-                cluster_nodes::parse_cluster_nodes(text)
-                    .map_err(|e| protocol("CLUSTER NODES", e))?,
-            );
+            let cached = state.nodes_cache.as_ref().map(|(c, _)| &**c);
+            let fresh =
+                Topology::parse_after(text, cached).map_err(|e| protocol("CLUSTER NODES", e))?;
+            // A reply that says what the cached one said keeps the cached `Arc`: the view
+            // derived from it is then reused (see `ViewCache`).
+            let parsed = match &state.nodes_cache {
+                Some((cached, _)) if **cached == fresh => Arc::clone(cached),
+                _ => Arc::new(fresh),
+            };
             if parsed.malformed_lines != state.malformed_lines {
                 state.malformed_lines = parsed.malformed_lines;
                 if parsed.malformed_lines > 0 {
@@ -425,6 +405,8 @@ pub struct Poller {
     /// The last round saw a node not answering or flagged by an observer: small clusters then
     /// take CLUSTER NODES from every node.
     unhealthy: bool,
+    /// The topology part of the last derived view, reused while no node's topology changed.
+    view_cache: ViewCache,
 }
 
 impl Poller {
@@ -440,6 +422,7 @@ impl Poller {
             password_stamp: None,
             round: 0,
             unhealthy: true,
+            view_cache: ViewCache::default(),
         }
         .with_password_stamp()
     }
@@ -508,7 +491,8 @@ impl Poller {
         if !extra.is_empty() {
             observations.extend(self.poll_addrs(&extra).await);
         }
-        let snapshot = Snapshot::new(time, started.elapsed(), observations);
+        let snapshot =
+            Snapshot::new_cached(time, started.elapsed(), observations, &mut self.view_cache);
         self.learn(&snapshot);
         snapshot
     }
@@ -524,9 +508,9 @@ impl Poller {
             .values()
             .filter(|s| s.last_failure.is_none() && (all || s.nodes_round == self.round))
             .filter_map(|s| s.nodes_cache.as_ref())
-            .flat_map(|(nodes, _)| nodes.nodes.iter())
-            .filter(|l| !l.flags.handshake && !self.known_ids.contains(l.id.as_str()))
-            .filter_map(|l| l.addr.as_ref().map(ToString::to_string))
+            .flat_map(|(nodes, _)| nodes.lines().iter())
+            .filter(|l| !self.known_ids.contains(l.id.as_str()))
+            .filter_map(|l| l.addr_text().map(str::to_string))
             .filter(|a| !targets.contains(a))
             .collect()
     }
@@ -605,18 +589,13 @@ impl Poller {
         // round: the seconds after a restart are when a replica is promoted by hand, and a
         // promotion is classified from its samples before it. A node that answers with an
         // error (credentials, permissions) keeps its backoff.
+        // (The votes read every line of every view: only counted when a node is waiting.)
+        if !self.nodes.values().any(waiting_after_going_away) {
+            return;
+        }
         let back = back_per_cluster(snapshot);
         for (addr, state) in &mut self.nodes {
-            let went_away = state.last_failure.as_ref().is_some_and(|f| {
-                matches!(
-                    f.reason,
-                    FailureReason::Connect
-                        | FailureReason::Io
-                        | FailureReason::Timeout
-                        | FailureReason::Loading
-                )
-            });
-            if state.skip_polls > 0 && went_away && back.contains(addr) {
+            if waiting_after_going_away(state) && back.contains(addr) {
                 tracing::debug!(addr, "the cluster reports the node back; reconnecting now");
                 state.skip_polls = 0;
             }
@@ -624,30 +603,51 @@ impl Poller {
     }
 }
 
+/// A node in reconnect backoff after it went away (refused, broken, silent, loading).
+fn waiting_after_going_away(state: &NodeState) -> bool {
+    state.skip_polls > 0
+        && state.last_failure.as_ref().is_some_and(|f| {
+            matches!(
+                f.reason,
+                FailureReason::Connect
+                    | FailureReason::Io
+                    | FailureReason::Timeout
+                    | FailureReason::Loading
+            )
+        })
+}
+
 /// Addresses of the nodes most of the observers listing them show with a connected cluster
 /// link and no `fail?`/`fail` flag (their own line not counted).
 fn back_per_cluster(snapshot: &Snapshot) -> BTreeSet<String> {
-    let mut votes: HashMap<String, (usize, usize)> = HashMap::new();
+    let mut votes: FnvMap<Cow<'static, str>, (usize, usize)> = FnvMap::default();
+    let mut vote = |addr: Cow<'static, str>, up: bool| {
+        let v = votes.entry(addr).or_default();
+        v.1 += 1;
+        v.0 += usize::from(up);
+    };
     for data in snapshot
         .observations
         .values()
         .filter_map(NodeObservation::data)
     {
-        for line in data.nodes.nodes.iter().filter(|l| !l.flags.myself) {
-            let Some(addr) = line.addr.as_ref().map(ToString::to_string) else {
-                continue;
-            };
-            let v = votes.entry(addr).or_default();
-            v.1 += 1;
-            if line.connected && !line.flags.pfail && !line.flags.fail {
-                v.0 += 1;
+        for line in data.nodes.lines().iter().filter(|l| !l.flags().myself) {
+            if let Some(addr) = line.addr_text() {
+                let f = line.flags();
+                vote(Cow::Borrowed(addr), line.connected() && !f.pfail && !f.fail);
+            }
+        }
+        for line in data.nodes.handshakes() {
+            if let Some(addr) = line.addr.as_ref() {
+                let up = line.connected && !line.flags.pfail && !line.flags.fail;
+                vote(Cow::Owned(addr.to_string()), up);
             }
         }
     }
     votes
         .into_iter()
         .filter(|(_, (up, all))| up * 2 > *all)
-        .map(|(addr, _)| addr)
+        .map(|(addr, _)| addr.into_owned())
         .collect()
 }
 

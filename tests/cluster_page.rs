@@ -19,8 +19,8 @@ use redis_cluster_exporter::model::{
 };
 use redis_cluster_exporter::overview::{ClusterOverview, build, to_json};
 use redis_cluster_exporter::parse::cluster_info::parse_cluster_info;
-use redis_cluster_exporter::parse::cluster_nodes::parse_cluster_nodes;
 use redis_cluster_exporter::parse::info::parse_info;
+use redis_cluster_exporter::topology::Topology;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -94,7 +94,7 @@ fn snapshot(down: Option<&str>, flag_down: bool) -> Snapshot {
                 Ok(NodeData {
                     cluster_info: parse_cluster_info(include_str!("fixtures/cluster_info_ok.txt"))
                         .unwrap(),
-                    nodes: Arc::new(parse_cluster_nodes(&seen_by(&id, flagged)).unwrap()),
+                    nodes: Arc::new(Topology::parse(&seen_by(&id, flagged)).unwrap()),
                     info: parse_info(info).unwrap(),
                     stats: Some(Arc::new(NodeStats {
                         time: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
@@ -257,7 +257,7 @@ fn announced_hostnames_are_shown() {
         addr: "10.1.0.11:6379".into(),
         result: Ok(NodeData {
             cluster_info: parse_cluster_info(include_str!("fixtures/cluster_info_ok.txt")).unwrap(),
-            nodes: Arc::new(parse_cluster_nodes(text).unwrap()),
+            nodes: Arc::new(Topology::parse(text).unwrap()),
             info: parse_info(INFO_MASTER).unwrap(),
             stats: None,
             soft_failures: Vec::new(),

@@ -11,9 +11,9 @@ use redis_cluster_exporter::model::{
     ConfigValues, NodeData, NodeObservation, NodeStats, Slowlog, Snapshot,
 };
 use redis_cluster_exporter::parse::cluster_info::parse_cluster_info;
-use redis_cluster_exporter::parse::cluster_nodes::parse_cluster_nodes;
 use redis_cluster_exporter::parse::info::{Info, parse_info};
 use redis_cluster_exporter::parse::slot_stats::{MAX_HOT_SLOTS, SlotMetric, parse_slot_stats};
+use redis_cluster_exporter::topology::Topology;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -207,7 +207,7 @@ fn snapshot_of(fixture: &str) -> Snapshot {
     let data = NodeData {
         cluster_info: parse_cluster_info(include_str!("fixtures/cluster_info_ok.txt")).unwrap(),
         nodes: Arc::new(
-            parse_cluster_nodes(include_str!("fixtures/cluster_nodes_master.txt")).unwrap(),
+            Topology::parse(include_str!("fixtures/cluster_nodes_master.txt")).unwrap(),
         ),
         info: parse_info(&replication).expect("replication section"),
         stats: Some(Arc::new(NodeStats {
@@ -481,7 +481,7 @@ fn with_hot_slots(nodes: &str, hot: BTreeMap<SlotMetric, Vec<(u16, u64)>>) -> Sn
     let mut snap = snapshot_of("valkey91 master");
     let obs = snap.observations.values_mut().next().unwrap();
     let data = obs.result.as_mut().unwrap();
-    data.nodes = Arc::new(parse_cluster_nodes(nodes).unwrap());
+    data.nodes = Arc::new(Topology::parse(nodes).unwrap());
     let mut stats = (**data.stats.as_ref().unwrap()).clone();
     stats.hot_slots = hot;
     data.stats = Some(Arc::new(stats));

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::model::{FailureReason, NodeData, NodeObservation, NodeStats, PollFailure};
-use crate::parse::{cluster_info, cluster_nodes, info};
+use crate::parse::{cluster_info, info};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -143,7 +143,7 @@ fn snap(all: &[N], w: &World) -> Snapshot {
                     format!("role:{role}\nmaster_repl_offset:{off}\nslave_repl_offset:{off}\n");
                 Ok(NodeData {
                     cluster_info: cluster_info::parse_cluster_info(&ci).unwrap(),
-                    nodes: Arc::new(cluster_nodes::parse_cluster_nodes(&text.join("\n")).unwrap()),
+                    nodes: Arc::new(crate::topology::Topology::parse(&text.join("\n")).unwrap()),
                     info: info::parse_info(&inf).unwrap(),
                     stats: w.used_memory.iter().find(|u| u.0 == me.c).map(|u| {
                         Arc::new(NodeStats {

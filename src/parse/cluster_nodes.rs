@@ -140,17 +140,81 @@ impl ClusterNodes {
     }
 }
 
+/// One line of CLUSTER NODES borrowing its text from the reply: what [`NodeLine`] holds, without
+/// copying the strings (the compact topology interns them instead).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineRef<'a> {
+    /// Node id.
+    pub id: &'a str,
+    /// Client address as (host without brackets, port), `None` for `noaddr` / `:0` nodes.
+    pub addr: Option<(&'a str, u16)>,
+    /// Announced hostname (7.0+), when non-empty.
+    pub hostname: Option<&'a str>,
+    /// Flags.
+    pub flags: NodeFlags,
+    /// The master's id, for replicas.
+    pub master_id: Option<&'a str>,
+    /// Milliseconds timestamp of the pending ping, 0 if none.
+    pub ping_sent: u64,
+    /// Milliseconds timestamp of the last pong.
+    pub pong_recv: u64,
+    /// Config epoch (for a replica, its master's).
+    pub config_epoch: u64,
+    /// `link_state` is `connected`.
+    pub connected: bool,
+    /// Slots served, as ranges.
+    pub slots: Vec<SlotRange>,
+    /// `[slot->-id]` entries as (slot, destination id).
+    pub migrating: Vec<(u16, &'a str)>,
+    /// `[slot-<-id]` entries as (slot, source id).
+    pub importing: Vec<(u16, &'a str)>,
+}
+
+impl From<LineRef<'_>> for NodeLine {
+    fn from(l: LineRef<'_>) -> NodeLine {
+        let open = |v: Vec<(u16, &str)>| {
+            v.into_iter()
+                .map(|(slot, peer)| OpenSlot {
+                    slot,
+                    peer: peer.to_string(),
+                })
+                .collect()
+        };
+        NodeLine {
+            id: l.id.to_string(),
+            addr: l.addr.map(|(host, port)| NodeAddr {
+                host: host.to_string(),
+                port,
+            }),
+            hostname: l.hostname.map(str::to_string),
+            flags: l.flags,
+            master_id: l.master_id.map(str::to_string),
+            ping_sent: l.ping_sent,
+            pong_recv: l.pong_recv,
+            config_epoch: l.config_epoch,
+            connected: l.connected,
+            slots: l.slots,
+            migrating: open(l.migrating),
+            importing: open(l.importing),
+        }
+    }
+}
+
+/// The non-empty lines of a CLUSTER NODES reply in order, each parsed (`None` when malformed).
+pub fn parse_lines(text: &str) -> impl Iterator<Item = Option<LineRef<'_>>> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(parse_line)
+}
+
 /// Parses a CLUSTER NODES reply. Malformed lines are skipped and counted; a reply with no
 /// well-formed line at all is an error.
 pub fn parse_cluster_nodes(text: &str) -> Result<ClusterNodes, ParseError> {
     let mut out = ClusterNodes::default();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() {
-            continue;
-        }
-        match parse_line(line) {
-            Some(node) => out.nodes.push(node),
+    for line in parse_lines(text) {
+        match line {
+            Some(node) => out.nodes.push(node.into()),
             None => out.malformed_lines += 1,
         }
     }
@@ -160,14 +224,13 @@ pub fn parse_cluster_nodes(text: &str) -> Result<ClusterNodes, ParseError> {
     Ok(out)
 }
 
-fn parse_addr(field: &str) -> Option<(Option<NodeAddr>, Option<String>)> {
-    // ip:port@cport[,hostname[,k=v...]]
+/// Address (host, port) and hostname of an `ip:port@cport[,hostname[,k=v...]]` field.
+type AddrField<'a> = (Option<(&'a str, u16)>, Option<&'a str>);
+
+fn parse_addr(field: &str) -> Option<AddrField<'_>> {
     let mut parts = field.split(',');
     let main = parts.next()?;
-    let hostname = parts
-        .next()
-        .filter(|h| !h.is_empty() && !h.contains('='))
-        .map(str::to_string);
+    let hostname = parts.next().filter(|h| !h.is_empty() && !h.contains('='));
     let ip_port = main.split_once('@').map_or(main, |(a, _cport)| a);
     let (host, port) = ip_port.rsplit_once(':')?;
     let port: u16 = port.parse().ok()?;
@@ -175,13 +238,7 @@ fn parse_addr(field: &str) -> Option<(Option<NodeAddr>, Option<String>)> {
     if host.is_empty() || port == 0 {
         return Some((None, hostname));
     }
-    Some((
-        Some(NodeAddr {
-            host: host.to_string(),
-            port,
-        }),
-        hostname,
-    ))
+    Some((Some((host, port)), hostname))
 }
 
 fn parse_slot(s: &str) -> Option<u16> {
@@ -193,7 +250,25 @@ fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
-fn parse_line(line: &str) -> Option<NodeLine> {
+fn parse_flags(field: &str) -> NodeFlags {
+    let mut flags = NodeFlags::default();
+    for flag in field.split(',') {
+        match flag {
+            "myself" => flags.myself = true,
+            "master" => flags.master = true,
+            "slave" | "replica" => flags.replica = true,
+            "fail?" => flags.pfail = true,
+            "fail" => flags.fail = true,
+            "handshake" => flags.handshake = true,
+            "noaddr" => flags.noaddr = true,
+            "nofailover" => flags.nofailover = true,
+            _ => {} // noflags and future flags
+        }
+    }
+    flags
+}
+
+fn parse_line(line: &str) -> Option<LineRef<'_>> {
     let mut fields = line.split_ascii_whitespace();
     let id = fields.next()?;
     let addr_field = fields.next()?;
@@ -207,23 +282,10 @@ fn parse_line(line: &str) -> Option<NodeLine> {
         return None;
     }
     let (addr, hostname) = parse_addr(addr_field)?;
-    let mut flags = NodeFlags::default();
-    for flag in flags_field.split(',') {
-        match flag {
-            "myself" => flags.myself = true,
-            "master" => flags.master = true,
-            "slave" | "replica" => flags.replica = true,
-            "fail?" => flags.pfail = true,
-            "fail" => flags.fail = true,
-            "handshake" => flags.handshake = true,
-            "noaddr" => flags.noaddr = true,
-            "nofailover" => flags.nofailover = true,
-            _ => {} // noflags and future flags
-        }
-    }
+    let flags = parse_flags(flags_field);
     let master_id = match master {
         "-" => None,
-        m if valid_id(m) => Some(m.to_string()),
+        m if valid_id(m) => Some(m),
         _ => return None,
     };
     let connected = match link {
@@ -231,8 +293,8 @@ fn parse_line(line: &str) -> Option<NodeLine> {
         "disconnected" => false,
         _ => return None,
     };
-    let mut node = NodeLine {
-        id: id.to_string(),
+    let mut node = LineRef {
+        id,
         addr: if flags.noaddr { None } else { addr },
         hostname,
         flags,
@@ -246,32 +308,32 @@ fn parse_line(line: &str) -> Option<NodeLine> {
         importing: Vec::new(),
     };
     for slot in fields {
-        if let Some(inner) = slot.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
-            if let Some((s, peer)) = inner.split_once("->-") {
-                node.migrating.push(OpenSlot {
-                    slot: parse_slot(s)?,
-                    peer: peer.to_string(),
-                });
-            } else if let Some((s, peer)) = inner.split_once("-<-") {
-                node.importing.push(OpenSlot {
-                    slot: parse_slot(s)?,
-                    peer: peer.to_string(),
-                });
-            } else {
-                return None;
-            }
-        } else if let Some((a, b)) = slot.split_once('-') {
-            let (start, end) = (parse_slot(a)?, parse_slot(b)?);
-            if start > end {
-                return None;
-            }
-            node.slots.push(SlotRange { start, end });
-        } else {
-            let s = parse_slot(slot)?;
-            node.slots.push(SlotRange { start: s, end: s });
-        }
+        parse_slot_field(slot, &mut node)?;
     }
     Some(node)
+}
+
+/// One slot field (`n`, `a-b`, `[n->-id]`, `[n-<-id]`) into the line; `None` when malformed.
+fn parse_slot_field<'a>(slot: &'a str, node: &mut LineRef<'a>) -> Option<()> {
+    if let Some(inner) = slot.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+        if let Some((s, peer)) = inner.split_once("->-") {
+            node.migrating.push((parse_slot(s)?, peer));
+        } else if let Some((s, peer)) = inner.split_once("-<-") {
+            node.importing.push((parse_slot(s)?, peer));
+        } else {
+            return None;
+        }
+    } else if let Some((a, b)) = slot.split_once('-') {
+        let (start, end) = (parse_slot(a)?, parse_slot(b)?);
+        if start > end {
+            return None;
+        }
+        node.slots.push(SlotRange { start, end });
+    } else {
+        let s = parse_slot(slot)?;
+        node.slots.push(SlotRange { start: s, end: s });
+    }
+    Some(())
 }
 
 /// Formats ranges as `0-5460,5461` style text.

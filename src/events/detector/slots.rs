@@ -158,8 +158,16 @@ impl Detector {
             let (Some(observer), Some(data)) = (obs.node_id(), obs.data()) else {
                 continue;
             };
-            let masters = data.nodes.nodes.iter().filter(|l| l.flags.master);
-            let theirs = owners_of(masters, |l| l.id.as_str(), |l| &l.slots);
+            let listed = data.nodes.claims().iter();
+            let handshakes = data.nodes.handshakes().iter().filter(|l| l.flags.master);
+            let theirs = owners(
+                listed
+                    .map(|c| (c.owner.as_str(), vec![(c.start, c.end)]))
+                    .chain(handshakes.map(|l| {
+                        let ranges = l.slots.iter().map(|r| (r.start, r.end)).collect();
+                        (l.id.as_str(), ranges)
+                    })),
+            );
             let mut differing: BTreeMap<Option<&str>, Vec<u16>> = BTreeMap::new();
             for (slot, (a, t)) in (0..SLOT_COUNT).zip(agreed_owner.iter().zip(theirs.iter())) {
                 if a != t {

@@ -5,7 +5,7 @@ use super::*;
 
 use crate::model::{FailureReason, NodeData, NodeObservation, NodeStats, PollFailure};
 
-use crate::parse::{cluster_info, cluster_nodes, info};
+use crate::parse::{cluster_info, info};
 
 use serde_json::Value;
 
@@ -152,7 +152,7 @@ fn snap(t: u64, all: &[N], w: &World) -> Snapshot {
                 Ok(NodeData {
                     cluster_info: cluster_info::parse_cluster_info(&ci).unwrap(),
                     nodes: std::sync::Arc::new(
-                        cluster_nodes::parse_cluster_nodes(&text.join("\n")).unwrap(),
+                        crate::topology::Topology::parse(&text.join("\n")).unwrap(),
                     ),
                     info: info::parse_info(&inf).unwrap(),
                     stats: w.run_ids.iter().find(|r| r.0 == me.id).map(|r| {
