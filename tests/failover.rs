@@ -591,9 +591,24 @@ fn failover_on(cluster: &RedisCluster, e: &Exporter, replica: usize, opt: Option
     };
     let mut args = vec!["CLUSTER", "FAILOVER"];
     args.extend(opt);
+    // Just after a failover the node may not have taken the new config yet and still count
+    // itself a master ("You should send CLUSTER FAILOVER to a replica"): ask until it does.
+    cluster.wait_role(replica, "slave", Duration::from_secs(20));
+    let send = || {
+        let t0 = Instant::now();
+        loop {
+            match cluster.try_cmd(replica, &args) {
+                Ok(reply) => return reply,
+                Err(e) if e.contains("to a replica") && t0.elapsed() < Duration::from_secs(20) => {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => panic!("CLUSTER FAILOVER on node {replica}: {e}"),
+            }
+        }
+    };
     for _ in 0..3 {
         let timed_out = timeouts();
-        assert_eq!(cluster.cli(replica, &args), "OK");
+        assert_eq!(send(), "OK");
         let t0 = Instant::now();
         while of_kind(e, "failover").len() <= before
             && timeouts() == timed_out

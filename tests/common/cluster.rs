@@ -189,7 +189,7 @@ impl RedisCluster {
     }
 
     /// Internal command via RESP; `Err` on connection problems or error replies.
-    fn try_cmd(&self, i: usize, args: &[&str]) -> Result<String, String> {
+    pub fn try_cmd(&self, i: usize, args: &[&str]) -> Result<String, String> {
         match resp_command(
             self.port(i),
             self.opts.password.as_deref(),
