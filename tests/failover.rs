@@ -651,17 +651,11 @@ fn kill_flag_restart(cluster: &mut RedisCluster, e: &Exporter, node: usize) {
     });
 }
 
-#[test]
-#[ignore = "flaky on Redis 7.0.15 (1 run in 3 here): a node ROLE calls a replica refuses CLUSTER FAILOVER as a master for over 20 s; run with --ignored; the trigger logic itself is pinned by the detector test a_replica_restarted_just_before_its_promotion_counts_from_zero"]
-fn failover_on_a_just_restarted_replica_has_its_trigger() {
-    // Found by the chaos run (seed 16, 30 min): the promoted replica had been killed and
-    // restarted 1-3 s before CLUSTER FAILOVER / TAKEOVER, and both exporters logged `unknown`:
-    // the exporter, backing off from the dead address, first polled the new process when it
-    // was already a master, with no replica sample to compare its counters with. The
-    // exporter runs as in the chaos run (1 s poll, 500 ms node timeout).
-    // No diskless-sync delay: the restarted replica's link is up at once, as with a larger
-    // data set a few seconds later, and the failover follows before many polls have sampled it.
-    let mut cluster = RedisCluster::start(ClusterOptions {
+/// A cluster whose restarted replicas sync at once (no diskless-sync delay, so a failover can
+/// follow a restart as closely as in the chaos run) and an exporter with the chaos run's flags
+/// (1 s poll, 500 ms node timeout), ready.
+fn cluster_as_in_the_chaos_run() -> (RedisCluster, Exporter) {
+    let cluster = RedisCluster::start(ClusterOptions {
         extra_args: vec!["--repl-diskless-sync-delay".into(), "0".into()],
         ..ClusterOptions::default()
     });
@@ -677,6 +671,20 @@ fn failover_on_a_just_restarted_replica_has_its_trigger() {
         &[],
     );
     e.wait_ready(Duration::from_secs(10));
+    (cluster, e)
+}
+
+#[test]
+#[ignore = "flaky on Redis 7.0.15 (1 run in 3 here): a node ROLE calls a replica refuses CLUSTER FAILOVER as a master for over 20 s; run with --ignored; the trigger logic itself is pinned by the detector test a_replica_restarted_just_before_its_promotion_counts_from_zero"]
+fn failover_on_a_just_restarted_replica_has_its_trigger() {
+    // Found by the chaos run (seed 16, 30 min): the promoted replica had been killed and
+    // restarted 1-3 s before CLUSTER FAILOVER / TAKEOVER, and both exporters logged `unknown`:
+    // the exporter, backing off from the dead address, first polled the new process when it
+    // was already a master, with no replica sample to compare its counters with. The
+    // exporter runs as in the chaos run (1 s poll, 500 ms node timeout).
+    // No diskless-sync delay: the restarted replica's link is up at once, as with a larger
+    // data set a few seconds later, and the failover follows before many polls have sampled it.
+    let (mut cluster, e) = cluster_as_in_the_chaos_run();
     let cases = [
         (None, "manual", Duration::from_millis(1000)),
         (Some("TAKEOVER"), "takeover", Duration::from_millis(1500)),
@@ -713,22 +721,7 @@ fn a_replica_failure_is_not_charged_to_its_later_failover_as_master() {
     // a_replica_failure_is_not_charged_to_a_later_failover_away_from_it pins each of them; this
     // one runs the whole sequence for real (diskless sync without delay, so the failover
     // follows the restart as closely as in the chaos run).
-    let mut cluster = RedisCluster::start(ClusterOptions {
-        extra_args: vec!["--repl-diskless-sync-delay".into(), "0".into()],
-        ..ClusterOptions::default()
-    });
-    let e = Exporter::start(
-        &[
-            "--redis-addr",
-            &cluster.seed_url(),
-            "--poll-interval",
-            "1s",
-            "--node-timeout",
-            "500ms",
-        ],
-        &[],
-    );
-    e.wait_ready(Duration::from_secs(10));
+    let (mut cluster, e) = cluster_as_in_the_chaos_run();
     let master = cluster.masters()[0];
     let replica = cluster.replica_of(master).unwrap();
     kill_flag_restart(&mut cluster, &e, replica);
