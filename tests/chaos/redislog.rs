@@ -86,6 +86,32 @@ pub fn promotion_before(marks: &[(f64, Mark)], at: f64, window: f64) -> Option<P
     Some(Promotion { time, trigger })
 }
 
+/// Whether the newest `Failover election won` line within `window` seconds before `at` came
+/// with no `Starting a failover election` since the node's previous promotion: Redis 7.0
+/// counting the votes of an election it already won (see the oracle's overruled claims).
+/// `None` when no such line is in the window.
+pub fn won_without_election(log: &str, at: f64, window: f64) -> Option<bool> {
+    let mut started = false;
+    let mut last = None;
+    for l in log.lines() {
+        let Some(t) = line_time(l) else { continue };
+        if t > at + 1.0 {
+            break;
+        }
+        if l.contains("Starting a failover election") {
+            started = true;
+        } else if l.contains("Failover election won") {
+            if t >= at - window {
+                last = Some(!started);
+            }
+            started = false;
+        } else if l.contains("Taking over the master") {
+            started = false;
+        }
+    }
+    last
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +148,32 @@ mod tests {
         assert_eq!(take.map(|p| p.trigger), Some("takeover"));
         // Nothing logged within the window.
         assert!(promotion_before(&m, at("02 Dec 2026 22:00:00.000"), 15.0).is_none());
+    }
+
+    #[test]
+    fn an_election_won_with_old_votes_is_told_apart() {
+        // redis-server 7.0.15, 3 Dec 2026: the same replica, asked twice within 4 s.
+        let log = "\
+12232:S 03 Dec 2026 13:17:53.593 # Manual failover user request accepted.
+12232:S 03 Dec 2026 13:17:53.593 # Starting a failover election for epoch 10.
+12232:S 03 Dec 2026 13:17:53.594 # Failover election won: I'm the new master.
+12232:S 03 Dec 2026 13:17:53.594 # configEpoch set to 10 after successful failover
+12232:S 03 Dec 2026 13:17:56.691 # Manual failover user request accepted.
+12232:S 03 Dec 2026 13:17:56.692 # All master replication stream processed, manual failover can start.
+12232:S 03 Dec 2026 13:17:56.692 # Failover election won: I'm the new master.
+";
+        assert_eq!(
+            won_without_election(log, at("03 Dec 2026 13:17:53.700"), 15.0),
+            Some(false)
+        );
+        assert_eq!(
+            won_without_election(log, at("03 Dec 2026 13:17:56.800"), 15.0),
+            Some(true)
+        );
+        assert_eq!(
+            won_without_election(log, at("03 Dec 2026 13:30:00.000"), 15.0),
+            None
+        );
     }
 
     #[test]

@@ -245,6 +245,9 @@ pub fn finish(
     let truth_json: Vec<Value> = truths.iter().map(|t| json!({"seen_at": t.f.seen_at, "elected": t.elected,
         "old": t.f.old_master, "new": t.f.new_master, "epoch": t.f.config_epoch, "trigger": t.trigger,
         "injected": t.injected, "logged": t.logged})).collect();
+    let overruled: Vec<Value> = c.oracle.overruled().iter().map(|o| json!({"seen_at": o.seen_at,
+        "node": o.node, "master": o.master, "claimed_epoch": o.claimed_epoch, "master_epoch": o.master_epoch,
+        "won_without_election": crate::redislog::won_without_election(&log_of(&o.node), o.seen_at, 15.0)})).collect();
     let all_kinds = |a: usize, b: usize| {
         scores
             .get(a)
@@ -255,6 +258,7 @@ pub fn finish(
         "seed": s.seed, "minutes": s.minutes, "event_retention": s.event_retention, "started": started, "ended": unix_now(),
         "poll_interval_s": POLL.1, "steps": ran, "faults": c.faults.iter().map(|f| f.json()).collect::<Vec<_>>(),
         "fault_counts": fault_counts(c), "oracle_rounds": c.oracle.rounds(), "failovers": truth_json,
+        "overruled_claims": overruled,
         "recall": {"detected": t.matched, "happened": t.counted}, "spurious": t.spurious, "duplicate_keys": t.dups,
         "ha_pair_identical": t.pair.iter().all(Vec::is_empty), "only_a": t.pair[0], "only_b": t.pair[1],
         "all_kinds_only_a": all_kinds(0, 1), "all_kinds_only_b": all_kinds(1, 0),
@@ -306,6 +310,7 @@ fn summary(r: &Value, s: &Settings) {
         "resources",
         "full_disk",
         "writer",
+        "overruled_claims",
         "findings",
         "missed_targets",
     ] {
