@@ -733,3 +733,91 @@ fn a_replica_failure_is_not_charged_to_its_later_failover_as_master() {
     assert!(back["first_failure_seen"].is_null(), "{back}");
     assert!(back["duration_seconds"].is_null(), "{back}");
 }
+
+#[test]
+fn a_failover_request_answered_with_old_votes_is_overruled_and_not_logged() {
+    // Found by the chaos run (CI, seed 1): Redis 7.0 keeps a replica's last election (its
+    // votes and time) after it won. A CLUSTER FAILOVER reaching that node again within the
+    // election timeout (4 s at node timeout 2 s), after its old master took the slots back,
+    // "wins" with the old votes: no new election, no new epoch. For ~100 ms the node calls
+    // itself a master of the slots at its old config epoch, until the master's newer epoch
+    // overrules it (and the node resyncs in full). The cluster did not fail over, and the
+    // only key it could have, `failover/<node>/<old epoch>`, is the first failover's.
+    let (cluster, e) = cluster_as_in_the_chaos_run();
+    let master = cluster.masters()[0];
+    let replica = cluster.replica_of(master).unwrap();
+    let wins = |i: usize| cluster.log(i).matches("Failover election won").count();
+    let mut overruled = false;
+    for attempt in 0..3 {
+        let (won, elections) = (
+            wins(replica),
+            cluster
+                .log(replica)
+                .matches("Starting a failover election")
+                .count(),
+        );
+        let first = failover_on(&cluster, &e, replica, None);
+        let back = failover_on(&cluster, &e, master, None);
+        assert_ne!(first["key"], back["key"]);
+        // failover_on waited for both events and roles: well within the 4 s.
+        let timeouts = |i: usize| cluster.log(i).matches("Manual failover timed out").count();
+        let timed_out = timeouts(replica);
+        assert_eq!(
+            cluster.try_cmd(replica, &["CLUSTER", "FAILOVER"]),
+            Ok("OK".into())
+        );
+        wait_until(
+            Duration::from_secs(10),
+            "the request to be answered",
+            || wins(replica) == won + 2 || timeouts(replica) > timed_out,
+        );
+        let log = cluster.log(replica);
+        overruled = wins(replica) == won + 2
+            && log.matches("Starting a failover election").count() == elections + 1;
+        if overruled {
+            break;
+        }
+        // A real election (or a timeout) instead: start over once the node's last election
+        // is older than the retry time (8 s).
+        let tail: Vec<&str> = log.lines().rev().take(14).collect();
+        eprintln!(
+            "attempt {attempt}: no win with old votes; retrying; log tail (newest first):\n{}",
+            tail.join("\n")
+        );
+        std::thread::sleep(Duration::from_secs(9));
+        if cluster.masters().contains(&replica) {
+            failover_on(&cluster, &e, master, None);
+        }
+    }
+    assert!(overruled, "Redis never answered with old votes");
+    // The master keeps its slots. The node is its replica again or, as Redis 7.0 sometimes
+    // leaves it, a master without slots: whichever it is, the exporter must show the same.
+    cluster.wait_converged(Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(3));
+    let all = of_kind(&e, "failover");
+    let keys: Vec<&str> = all.iter().filter_map(|f| f["key"].as_str()).collect();
+    let distinct: std::collections::HashSet<_> = keys.iter().collect();
+    assert_eq!(distinct.len(), keys.len(), "{keys:?}");
+    let last = all.last().expect("failovers");
+    assert_eq!(
+        last["new_master"]["id"],
+        cluster.node_id(master),
+        "{all:#?}"
+    );
+    let (_, _, body) = http_get(&e.url("/metrics"));
+    for i in [master, replica] {
+        let role = cluster.role_of(i).map(|(r, _)| r).unwrap_or_default();
+        let role = if role == "slave" {
+            "replica"
+        } else {
+            role.as_str()
+        };
+        let id = cluster.node_id(i);
+        let shown = metric_value(
+            &body,
+            "redis_cluster_node_info",
+            &[("node_id", id.as_str()), ("role", role)],
+        );
+        assert_eq!(shown, Some(1.0), "node {i} is a {role}:\n{body}");
+    }
+}

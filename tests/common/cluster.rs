@@ -315,7 +315,7 @@ impl RedisCluster {
     }
 
     /// ROLE as the node itself reports it: ("master", None) or ("slave", Some(master port)).
-    fn role_of(&self, i: usize) -> Option<(String, Option<u16>)> {
+    pub fn role_of(&self, i: usize) -> Option<(String, Option<u16>)> {
         match self.raw(i, &["ROLE"]).ok()? {
             Resp::Array(Some(v)) if !v.is_empty() => {
                 let role = v[0].text();

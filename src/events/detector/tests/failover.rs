@@ -457,3 +457,37 @@ fn restart_announces_failover_that_happened_while_down_once() {
     let mut d4 = Detector::new(d2.topology().clone(), HashSet::new());
     assert!(d4.observe(&snap(12, &all, &w)).is_empty());
 }
+
+#[test]
+fn a_replica_claiming_slots_at_a_stale_epoch_is_no_failover() {
+    // Redis 7.0 (chaos run, seed 1): d won at 7, a took the slots back at 8, and a second
+    // CLUSTER FAILOVER to d within seconds made d count its old election's votes again: for
+    // ~100 ms its own line claimed a's slots as a master at epoch 7, until a's epoch 8
+    // overruled it. The cluster never failed over; the key `failover/d/7` is already taken.
+    let mut all = cluster();
+    let mut d = started(&all);
+    let w = World::default();
+    promote_at(&mut all, 'd', 'a', 7);
+    assert_eq!(
+        kinds(&d.observe(&snap(1, &all, &w))),
+        ["failover", "role_changed"]
+    );
+    promote_at(&mut all, 'a', 'd', 8);
+    assert_eq!(
+        kinds(&d.observe(&snap(2, &all, &w))),
+        ["failover", "role_changed"]
+    );
+    let mut claim = all.clone();
+    promote_at(&mut claim, 'd', 'a', 7);
+    for round in [3, 4] {
+        let s = stale_for(&snap(round, &all, &w), &snap(round, &claim, &w), &['d']);
+        let view_d = &s.view.nodes[&id('d')];
+        assert_eq!(view_d.role, Role::Replica, "round {round}");
+        let view_a = &s.view.nodes[&id('a')];
+        assert_eq!((view_a.role, view_a.slots.len()), (Role::Master, 1));
+        let ev = d.observe(&s);
+        assert!(ev.is_empty(), "round {round}: {:?}", kinds(&ev));
+    }
+    assert!(d.observe(&snap(5, &all, &w)).is_empty());
+}
+
