@@ -64,13 +64,22 @@ impl Detector {
                 Role::Replica => {
                     let ci = snap.data_of(&n.id).map(|d| &d.cluster_info);
                     h.replica_samples.push_back(ReplicaSample {
+                        taken: Some(snap.time),
                         offset: n.repl_offset,
                         messages_sent: ci.map_or(0, |c| c.messages_sent),
                         mfstart_sent: ci.map_or(0, |c| c.sent("mfstart")),
                         auth_req_sent: ci.map_or(0, |c| c.sent("auth-req")),
                         fail_received: ci.map_or(0, |c| c.received("fail")),
                     });
-                    while h.replica_samples.len() > REPLICA_SAMPLES {
+                    // The oldest kept is the newest one at least SAMPLE_SPAN old.
+                    let spanned = |s: &ReplicaSample| {
+                        s.taken
+                            .and_then(|t| snap.time.duration_since(t).ok())
+                            .is_some_and(|age| age >= SAMPLE_SPAN)
+                    };
+                    while h.replica_samples.len() > MAX_REPLICA_SAMPLES
+                        || h.replica_samples.get(1).is_some_and(spanned)
+                    {
                         h.replica_samples.pop_front();
                     }
                 }

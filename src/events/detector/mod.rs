@@ -33,8 +33,15 @@ const CONFLICT_CONFIRM_POLLS: u32 = 3;
 /// How long after a failed master answers again its failure still explains a promotion.
 const RECENT_RECOVERY: Duration = Duration::from_secs(30);
 
-/// Replica samples kept per node to classify a promotion's trigger.
-const REPLICA_SAMPLES: usize = 3;
+/// How far back a node's oldest replica sample reaches. A promotion's trigger is told by the
+/// messages sent since a sample taken before the request that caused it, and a manual failover
+/// can complete up to 5 s (Redis's manual failover timeout) after its MFSTART: the chaos run
+/// saw one take 2.2 s, and three samples of a 1 s poll, all taken after the MFSTART, made it
+/// look forced.
+const SAMPLE_SPAN: Duration = Duration::from_secs(6);
+
+/// At most this many replica samples per node (polls faster than 1 s).
+const MAX_REPLICA_SAMPLES: usize = 64;
 
 /// Health of a node as last announced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -121,6 +128,8 @@ pub struct Topology {
 
 #[derive(Debug, Clone, Copy, Default)]
 struct ReplicaSample {
+    /// When the poll took it; `None` for the zero baseline of a fresh process.
+    taken: Option<SystemTime>,
     offset: Option<i64>,
     /// Cluster bus messages sent, all types: lower than an earlier sample's means the process
     /// restarted in between.

@@ -491,3 +491,29 @@ fn a_replica_claiming_slots_at_a_stale_epoch_is_no_failover() {
     assert!(d.observe(&snap(5, &all, &w)).is_empty());
 }
 
+#[test]
+fn a_manual_failover_that_takes_seconds_is_still_manual() {
+    // Chaos run (seed 16, 30 min): CLUSTER FAILOVER sent MFSTART at once, and the promotion
+    // came 2.2 s later (the master paused late). With only the last three 1 s samples kept,
+    // every one was taken after the MFSTART: its counter had not risen, AUTH-REQ had, and one
+    // exporter of the pair logged `force`.
+    let mut all = cluster();
+    let mut d = started(&all);
+    let mut w = World::default();
+    for t in 1..=5 {
+        assert!(d.observe(&snap(t, &all, &w)).is_empty());
+    }
+    // MFSTART sent; the master takes 3.5 s to pause and the replica to catch up.
+    w.counters = vec![(id('d'), 1, 0)];
+    for t in 6..=9 {
+        assert!(d.observe(&snap(t, &all, &w)).is_empty());
+    }
+    promote(&mut all, 'a', 'd');
+    for n in all.iter_mut().filter(|n| n.id == id('a')) {
+        n.master_of = Some(id('d'));
+    }
+    w.counters = vec![(id('d'), 1, 1)];
+    let ev = d.observe(&snap(10, &all, &w));
+    assert_eq!(kinds(&ev), ["failover", "role_changed"]);
+    assert_eq!(wire(&ev[0])["trigger"], "manual");
+}
