@@ -414,14 +414,22 @@ type GroupKey = (bool, Option<NodeId>);
 /// the node as a master at the new epoch while the rest still show the old replica line; and
 /// the node's own reply may be the older one when it was read (or cached) before the promotion
 /// and the others after. Taking role and epoch from an older line than the slot claim would pair
-/// the old role with the new slots.
+/// the old role with the new slots. A replica's line shows its master's epoch, a master's its
+/// own, so the two compare only when the master line claims slots: a node that says it is a
+/// replica is not outvoted by observers that still list it as a master without slots (right
+/// after `redis-cli --cluster create` every node has an epoch of its own, a replica's often
+/// above its master's, until gossip tells the others its new role).
 fn authoritative_line<'a>(
     own: Option<&'a PeerLine>,
     lines: &[(&str, &'a PeerLine)],
 ) -> Option<&'a PeerLine> {
+    let own_replica = own.is_some_and(|o| o.flags().replica);
     // Per (replica, master): the highest epoch, the lines, the line with it; in first-seen order.
     let mut groups: Vec<(GroupKey, (u64, usize, &PeerLine))> = Vec::new();
     for (_, l) in lines {
+        if own_replica && !l.flags().replica && !l.serves_slots() {
+            continue;
+        }
         let key = (l.flags().replica, l.master_id);
         let at = match groups.iter().position(|(k, _)| *k == key) {
             Some(at) => at,

@@ -197,6 +197,7 @@ const F_FAIL: u16 = 1 << 4;
 const F_NOADDR: u16 = 1 << 5;
 const F_NOFAILOVER: u16 = 1 << 6;
 const F_CONNECTED: u16 = 1 << 7;
+const F_SLOTS: u16 = 1 << 8;
 
 /// One non-handshake line of CLUSTER NODES without its slots (those are in the claims) and
 /// without ping/pong times (nothing reads them): 40 bytes.
@@ -255,6 +256,11 @@ impl PeerLine {
         self.bits & F_CONNECTED != 0
     }
 
+    /// The observer lists at least one slot for the node.
+    pub fn serves_slots(&self) -> bool {
+        self.bits & F_SLOTS != 0
+    }
+
     /// Client address as `host:port`, when known.
     pub fn addr_text(&self) -> Option<&'static str> {
         self.endpoint.text.as_deref()
@@ -273,6 +279,7 @@ impl PeerLine {
             (f.noaddr, F_NOADDR),
             (f.nofailover, F_NOFAILOVER),
             (line.connected, F_CONNECTED),
+            (!line.slots.is_empty(), F_SLOTS),
         ]
         .iter()
         .filter(|(on, _)| *on)
