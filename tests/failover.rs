@@ -599,10 +599,28 @@ fn failover_on(cluster: &RedisCluster, e: &Exporter, replica: usize, opt: Option
         loop {
             match cluster.try_cmd(replica, &args) {
                 Ok(reply) => return reply,
-                Err(e) if e.contains("to a replica") && t0.elapsed() < Duration::from_secs(20) => {
+                Err(err)
+                    if err.contains("to a replica") && t0.elapsed() < Duration::from_secs(20) =>
+                {
                     std::thread::sleep(Duration::from_millis(200));
                 }
-                Err(e) => panic!("CLUSTER FAILOVER on node {replica}: {e}"),
+                Err(err) => {
+                    let log = cluster.log(replica);
+                    let tail: Vec<&str> = log.lines().rev().take(30).collect();
+                    panic!(
+                        "CLUSTER FAILOVER on node {replica}: {err}\nROLE: {:?}\nCLUSTER NODES:\n{}\nlog (newest first):\n{}\nevents:\n{:#?}\nexporter output (tail):\n{}",
+                        cluster.role_of(replica),
+                        cluster.cli(replica, &["CLUSTER", "NODES"]),
+                        tail.join("\n"),
+                        events(e, ""),
+                        e.output()
+                            .lines()
+                            .rev()
+                            .take(40)
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    )
+                }
             }
         }
     };
@@ -675,7 +693,6 @@ fn cluster_as_in_the_chaos_run() -> (RedisCluster, Exporter) {
 }
 
 #[test]
-#[ignore = "flaky on Redis 7.0.15 (1 run in 3 here): a node ROLE calls a replica refuses CLUSTER FAILOVER as a master for over 20 s; run with --ignored; the trigger logic itself is pinned by the detector test a_replica_restarted_just_before_its_promotion_counts_from_zero"]
 fn failover_on_a_just_restarted_replica_has_its_trigger() {
     // Found by the chaos run (seed 16, 30 min): the promoted replica had been killed and
     // restarted 1-3 s before CLUSTER FAILOVER / TAKEOVER, and both exporters logged `unknown`:
