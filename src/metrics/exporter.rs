@@ -77,7 +77,7 @@ impl ExporterMetrics {
 pub struct Exporter;
 
 impl Collector for Exporter {
-    fn collect(&self, cx: &Context<'_>, out: &mut Families, reg: &mut Registry) {
+    fn register(&self, cx: &Context<'_>, reg: &mut Registry) {
         let m = cx.persistent;
         reg.register(
             "redis_exporter_poll_duration_seconds",
@@ -99,6 +99,9 @@ impl Collector for Exporter {
             "Exporter version",
             Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
         );
+    }
+
+    fn collect(&self, cx: &Context<'_>, out: &mut Families) {
         let snap = cx.snapshot;
         out.gauge(
             "redis_exporter_node_poll_duration_seconds",

@@ -67,9 +67,12 @@ pub type OptRow<T> = (&'static str, &'static str, fn(&T) -> Option<f64>);
 
 /// One area of metrics.
 pub trait Collector: Sync {
-    /// Writes this area's families for the snapshot. Families go into `out`; accumulating
-    /// `prometheus-client` metrics are registered in `registry`.
-    fn collect(&self, cx: &Context<'_>, out: &mut Families, registry: &mut Registry);
+    /// Registers this area's accumulating `prometheus-client` metrics, if it has any. Every
+    /// collector registers before any writes its families: the registry's part is written first.
+    fn register(&self, _cx: &Context<'_>, _registry: &mut Registry) {}
+
+    /// Writes this area's families for the snapshot into `out`.
+    fn collect(&self, cx: &Context<'_>, out: &mut Families);
 }
 
 /// Every collector, in the order their families appear.
@@ -167,7 +170,10 @@ pub fn render(snapshot: &Snapshot, persistent: &ExporterMetrics, cluster: &str) 
         persistent,
     };
     for c in COLLECTORS {
-        c.collect(&cx, &mut families, &mut registry);
+        c.register(&cx, &mut registry);
+    }
+    for c in COLLECTORS {
+        c.collect(&cx, &mut families);
     }
     let mut om = String::with_capacity(64 * 1024);
     // Writing to a String cannot fail.
