@@ -8,7 +8,7 @@
 
 use redis_cluster_exporter::events::store::Event;
 use redis_cluster_exporter::metrics::table::{IGNORED_FIELDS, INFO_METRICS};
-use redis_cluster_exporter::metrics::{ExporterMetrics, render};
+use redis_cluster_exporter::metrics::{ExporterMetrics, Format, render};
 use redis_cluster_exporter::model::{
     ConfigValues, FailureReason, NodeData, NodeObservation, NodeStats, PollFailure, Slowlog,
     Snapshot,
@@ -253,8 +253,8 @@ fn families(text: &str) -> BTreeSet<String> {
 fn rendered_families_follow_the_fixture_and_no_series_repeats() {
     for (name, _) in FIXTURES {
         let snap = snapshot_of(name);
-        let out = render(&snap, &ExporterMetrics::default(), "c");
-        let text = std::str::from_utf8(&out.text).unwrap();
+        let out = render(&snap, &ExporterMetrics::default(), "c", Format::Text);
+        let text = std::str::from_utf8(&out).unwrap();
         let mut seen = BTreeSet::new();
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let series = line.rsplit_once(' ').map(|(s, _)| s).unwrap_or(line);
@@ -288,7 +288,8 @@ fn rendered_families_follow_the_fixture_and_no_series_repeats() {
         }
         assert!(text.contains("redis_last_slow_execution_duration_seconds{addr=\"127.0.0.1:7000\",cluster=\"c\"} 0.0015"));
         assert!(text.contains("redis_start_time_seconds{addr=\"127.0.0.1:7000\",cluster=\"c\"} "));
-        let om = std::str::from_utf8(&out.openmetrics).unwrap();
+        let om = render(&snap, &ExporterMetrics::default(), "c", Format::OpenMetrics);
+        let om = std::str::from_utf8(&om).unwrap();
         assert!(om.ends_with("# EOF\n"));
         assert!(
             !om.contains("quantile=\"99.9\"")
@@ -316,8 +317,8 @@ fn command_and_error_labels_are_capped_per_node() {
     let calls: f64 = stats.info.commands.iter().map(|c| c.calls).sum();
     let errors: f64 = stats.info.errors.iter().map(|e| e.count).sum();
     data.stats = Some(Arc::new(stats));
-    let out = render(&snap, &ExporterMetrics::default(), "c");
-    let text = std::str::from_utf8(&out.text).unwrap();
+    let out = render(&snap, &ExporterMetrics::default(), "c", Format::Text);
+    let text = std::str::from_utf8(&out).unwrap();
     let samples = |name: &str| -> Vec<f64> {
         text.lines()
             .filter(|l| l.starts_with(&format!("{name}{{")))
@@ -388,8 +389,8 @@ fn hostile_structured_lines_stay_bounded_unique_and_non_negative() {
     let mut stats = (**data.stats.as_ref().unwrap()).clone();
     stats.info = i;
     data.stats = Some(Arc::new(stats));
-    let out = render(&snap, &ExporterMetrics::default(), "c");
-    let body = std::str::from_utf8(&out.text).unwrap();
+    let out = render(&snap, &ExporterMetrics::default(), "c", Format::Text);
+    let body = std::str::from_utf8(&out).unwrap();
     let lines = |prefix: &str| body.lines().filter(|l| l.starts_with(prefix)).count();
     assert_eq!(
         lines("redis_errors_total{addr=\"127.0.0.1:7000\",err=\"other\""),
@@ -517,8 +518,8 @@ fn hot_slots_render_per_slot_for_slot_owners_only_and_capped() {
     let hot = captured_hot_slots();
     let master = include_str!("fixtures/cluster_nodes_master.txt");
     let snap = with_hot_slots(master, hot.clone());
-    let out = render(&snap, &ExporterMetrics::default(), "c");
-    let text = std::str::from_utf8(&out.text).unwrap();
+    let out = render(&snap, &ExporterMetrics::default(), "c", Format::Text);
+    let text = std::str::from_utf8(&out).unwrap();
     for line in [
         "# TYPE redis_cluster_slot_keys gauge",
         "redis_cluster_slot_keys{addr=\"127.0.0.1:7000\",slot=\"3\",cluster=\"c\"} 1",
@@ -535,7 +536,8 @@ fn hot_slots_render_per_slot_for_slot_owners_only_and_capped() {
         .count();
     assert_eq!(keys, 6, "one series per slot holding keys");
     assert!(!text.contains("slot=\"0\""), "slots at 0 are not hot");
-    let om = std::str::from_utf8(&out.openmetrics).unwrap();
+    let om = render(&snap, &ExporterMetrics::default(), "c", Format::OpenMetrics);
+    let om = std::str::from_utf8(&om).unwrap();
     assert!(
         om.contains("# TYPE redis_cluster_slot_cpu_usec counter"),
         "OpenMetrics counter"
@@ -544,7 +546,7 @@ fn hot_slots_render_per_slot_for_slot_owners_only_and_capped() {
     // A replica (its own line says slave) gives none, even with telemetry left from before.
     let replica = include_str!("fixtures/cluster_nodes_replica.txt");
     let snap = with_hot_slots(replica, hot);
-    let text = render(&snap, &ExporterMetrics::default(), "c").text;
+    let text = render(&snap, &ExporterMetrics::default(), "c", Format::Text);
     let text = std::str::from_utf8(&text).unwrap();
     for fam in [
         "redis_cluster_slot_keys",
@@ -558,7 +560,7 @@ fn hot_slots_render_per_slot_for_slot_owners_only_and_capped() {
     // A broken server listing more than the cap: at most MAX_HOT_SLOTS series.
     let many: Vec<(u16, u64)> = (0..500).map(|s| (s, 1000 - u64::from(s))).collect();
     let snap = with_hot_slots(master, BTreeMap::from([(SlotMetric::KeyCount, many)]));
-    let text = render(&snap, &ExporterMetrics::default(), "c").text;
+    let text = render(&snap, &ExporterMetrics::default(), "c", Format::Text);
     let text = std::str::from_utf8(&text).unwrap();
     let keys = text
         .lines()
@@ -578,7 +580,7 @@ fn valkey_cluster_info_counts_render_only_where_printed() {
     let data = obs.result.as_mut().unwrap();
     data.cluster_info = parse_cluster_info(include_str!("fixtures/info_all_valkey91_master.txt"))
         .expect("the # Cluster Info section");
-    let text = render(&snap, &ExporterMetrics::default(), "c").text;
+    let text = render(&snap, &ExporterMetrics::default(), "c", Format::Text);
     let text = std::str::from_utf8(&text).unwrap();
     for name in [
         "redis_cluster_nodes_pfail",
@@ -593,8 +595,9 @@ fn valkey_cluster_info_counts_render_only_where_printed() {
             &snapshot_of("redis7 master"),
             &ExporterMetrics::default(),
             "c",
+            Format::Text,
         );
-        let redis = std::str::from_utf8(&redis.text).unwrap().to_string();
+        let redis = std::str::from_utf8(&redis).unwrap().to_string();
         assert!(!redis.contains(name), "{name} on Redis");
     }
 }
@@ -681,22 +684,22 @@ fn canonical(body: &str) -> String {
 #[test]
 fn both_formats_of_a_rich_snapshot_are_the_golden_files() {
     let (snap, metrics) = rich_snapshot();
-    let out = render(&snap, &metrics, "golden");
     let cases = [
         (
+            Format::Text,
             "render_golden.txt",
-            &out.text,
             include_str!("fixtures/render_golden.txt"),
         ),
         (
+            Format::OpenMetrics,
             "render_golden.openmetrics.txt",
-            &out.openmetrics,
             include_str!("fixtures/render_golden.openmetrics.txt"),
         ),
     ];
     let mut differ = Vec::new();
-    for (file, body, golden) in cases {
-        let body = std::str::from_utf8(body).unwrap();
+    for (format, file, golden) in cases {
+        let body = render(&snap, &metrics, "golden", format);
+        let body = std::str::from_utf8(&body).unwrap();
         if canonical(body) != canonical(golden) {
             let new = std::env::temp_dir().join(format!("{file}.new"));
             let _ = std::fs::write(&new, body);
