@@ -115,3 +115,53 @@ impl Shared {
         self.ready.load(Ordering::Acquire)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn publish_empty(shared: &Shared) {
+        let snap = Snapshot::new(UNIX_EPOCH, Duration::ZERO, Vec::new());
+        shared.publish(Arc::new(snap));
+    }
+
+    /// The render count the body itself reports (counted before the render is made).
+    fn renders_in(r: &Rendered) -> String {
+        let body = std::str::from_utf8(&r.plain).unwrap_or("");
+        body.lines()
+            .find(|l| l.starts_with("redis_exporter_metrics_renders_total{"))
+            .and_then(|l| l.rsplit_once(' '))
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn one_render_per_poll_and_format_and_only_for_formats_asked_for() {
+        let shared = Shared::new(ExporterMetrics::default(), "c");
+        assert!(
+            shared.rendered(Format::Text).plain.is_empty(),
+            "no poll yet"
+        );
+        publish_empty(&shared);
+        let text = shared.rendered(Format::Text);
+        assert_eq!(renders_in(&text), "1", "the other format was not rendered");
+        assert!(Arc::ptr_eq(&text, &shared.rendered(Format::Text)), "shared");
+        let om = shared.rendered(Format::OpenMetrics);
+        assert_eq!(renders_in(&om), "2");
+        assert!(om.plain.ends_with(b"# EOF\n"));
+        assert!(Arc::ptr_eq(&om, &shared.rendered(Format::OpenMetrics)));
+        assert_eq!(text.gzipped(), shared.rendered(Format::Text).gzipped());
+        publish_empty(&shared);
+        assert_eq!(
+            renders_in(&shared.rendered(Format::Text)),
+            "3",
+            "a new poll"
+        );
+        assert_eq!(
+            shared.last_len[Format::Text.index()].load(Ordering::Relaxed),
+            shared.rendered(Format::Text).plain.len(),
+            "the next render's size hint"
+        );
+    }
+}
