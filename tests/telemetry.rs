@@ -3,12 +3,15 @@
 //! INFO field table's coverage (every numeric field a server prints is either published or
 //! listed as deliberately ignored, so a renamed or new field cannot vanish unnoticed), and the
 //! rendered families (no series twice, a field a server does not print is absent, not 0), and
-//! the hot-slot and Valkey CLUSTER INFO families from their captured replies.
+//! the hot-slot and Valkey CLUSTER INFO families from their captured replies; and both formats of
+//! a snapshot using every collector, byte for byte against golden files.
 
+use redis_cluster_exporter::events::store::Event;
 use redis_cluster_exporter::metrics::table::{IGNORED_FIELDS, INFO_METRICS};
-use redis_cluster_exporter::metrics::{ExporterMetrics, render};
+use redis_cluster_exporter::metrics::{ExporterMetrics, Format, render};
 use redis_cluster_exporter::model::{
-    ConfigValues, NodeData, NodeObservation, NodeStats, Slowlog, Snapshot,
+    ConfigValues, FailureReason, NodeData, NodeObservation, NodeStats, PollFailure, Slowlog,
+    Snapshot,
 };
 use redis_cluster_exporter::parse::cluster_info::parse_cluster_info;
 use redis_cluster_exporter::parse::info::{Info, parse_info};
@@ -250,8 +253,8 @@ fn families(text: &str) -> BTreeSet<String> {
 fn rendered_families_follow_the_fixture_and_no_series_repeats() {
     for (name, _) in FIXTURES {
         let snap = snapshot_of(name);
-        let out = render(&snap, &ExporterMetrics::default(), "c");
-        let text = std::str::from_utf8(&out.text).unwrap();
+        let out = render(&snap, &ExporterMetrics::default(), "c", Format::Text);
+        let text = std::str::from_utf8(&out).unwrap();
         let mut seen = BTreeSet::new();
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let series = line.rsplit_once(' ').map(|(s, _)| s).unwrap_or(line);
@@ -285,7 +288,8 @@ fn rendered_families_follow_the_fixture_and_no_series_repeats() {
         }
         assert!(text.contains("redis_last_slow_execution_duration_seconds{addr=\"127.0.0.1:7000\",cluster=\"c\"} 0.0015"));
         assert!(text.contains("redis_start_time_seconds{addr=\"127.0.0.1:7000\",cluster=\"c\"} "));
-        let om = std::str::from_utf8(&out.openmetrics).unwrap();
+        let om = render(&snap, &ExporterMetrics::default(), "c", Format::OpenMetrics);
+        let om = std::str::from_utf8(&om).unwrap();
         assert!(om.ends_with("# EOF\n"));
         assert!(
             !om.contains("quantile=\"99.9\"")
@@ -313,8 +317,8 @@ fn command_and_error_labels_are_capped_per_node() {
     let calls: f64 = stats.info.commands.iter().map(|c| c.calls).sum();
     let errors: f64 = stats.info.errors.iter().map(|e| e.count).sum();
     data.stats = Some(Arc::new(stats));
-    let out = render(&snap, &ExporterMetrics::default(), "c");
-    let text = std::str::from_utf8(&out.text).unwrap();
+    let out = render(&snap, &ExporterMetrics::default(), "c", Format::Text);
+    let text = std::str::from_utf8(&out).unwrap();
     let samples = |name: &str| -> Vec<f64> {
         text.lines()
             .filter(|l| l.starts_with(&format!("{name}{{")))
@@ -385,8 +389,8 @@ fn hostile_structured_lines_stay_bounded_unique_and_non_negative() {
     let mut stats = (**data.stats.as_ref().unwrap()).clone();
     stats.info = i;
     data.stats = Some(Arc::new(stats));
-    let out = render(&snap, &ExporterMetrics::default(), "c");
-    let body = std::str::from_utf8(&out.text).unwrap();
+    let out = render(&snap, &ExporterMetrics::default(), "c", Format::Text);
+    let body = std::str::from_utf8(&out).unwrap();
     let lines = |prefix: &str| body.lines().filter(|l| l.starts_with(prefix)).count();
     assert_eq!(
         lines("redis_errors_total{addr=\"127.0.0.1:7000\",err=\"other\""),
@@ -488,9 +492,9 @@ fn with_hot_slots(nodes: &str, hot: BTreeMap<SlotMetric, Vec<(u16, u64)>>) -> Sn
     snap
 }
 
-#[test]
-fn hot_slots_render_per_slot_for_slot_owners_only_and_capped() {
-    // From the captured reply, as the poller keeps it: slots at 0 left out.
+/// The hot slots of the captured CLUSTER SLOT-STATS reply, as the poller keeps them: slots at 0
+/// left out.
+fn captured_hot_slots() -> BTreeMap<SlotMetric, Vec<(u16, u64)>> {
     let value = redis::parse_redis_value(include_bytes!(
         "fixtures/cluster_slot_stats_valkey91_enabled.txt"
     ))
@@ -506,10 +510,16 @@ fn hot_slots_render_per_slot_for_slot_owners_only_and_capped() {
             .collect();
         hot.insert(m, top);
     }
+    hot
+}
+
+#[test]
+fn hot_slots_render_per_slot_for_slot_owners_only_and_capped() {
+    let hot = captured_hot_slots();
     let master = include_str!("fixtures/cluster_nodes_master.txt");
     let snap = with_hot_slots(master, hot.clone());
-    let out = render(&snap, &ExporterMetrics::default(), "c");
-    let text = std::str::from_utf8(&out.text).unwrap();
+    let out = render(&snap, &ExporterMetrics::default(), "c", Format::Text);
+    let text = std::str::from_utf8(&out).unwrap();
     for line in [
         "# TYPE redis_cluster_slot_keys gauge",
         "redis_cluster_slot_keys{addr=\"127.0.0.1:7000\",slot=\"3\",cluster=\"c\"} 1",
@@ -526,7 +536,8 @@ fn hot_slots_render_per_slot_for_slot_owners_only_and_capped() {
         .count();
     assert_eq!(keys, 6, "one series per slot holding keys");
     assert!(!text.contains("slot=\"0\""), "slots at 0 are not hot");
-    let om = std::str::from_utf8(&out.openmetrics).unwrap();
+    let om = render(&snap, &ExporterMetrics::default(), "c", Format::OpenMetrics);
+    let om = std::str::from_utf8(&om).unwrap();
     assert!(
         om.contains("# TYPE redis_cluster_slot_cpu_usec counter"),
         "OpenMetrics counter"
@@ -535,7 +546,7 @@ fn hot_slots_render_per_slot_for_slot_owners_only_and_capped() {
     // A replica (its own line says slave) gives none, even with telemetry left from before.
     let replica = include_str!("fixtures/cluster_nodes_replica.txt");
     let snap = with_hot_slots(replica, hot);
-    let text = render(&snap, &ExporterMetrics::default(), "c").text;
+    let text = render(&snap, &ExporterMetrics::default(), "c", Format::Text);
     let text = std::str::from_utf8(&text).unwrap();
     for fam in [
         "redis_cluster_slot_keys",
@@ -549,7 +560,7 @@ fn hot_slots_render_per_slot_for_slot_owners_only_and_capped() {
     // A broken server listing more than the cap: at most MAX_HOT_SLOTS series.
     let many: Vec<(u16, u64)> = (0..500).map(|s| (s, 1000 - u64::from(s))).collect();
     let snap = with_hot_slots(master, BTreeMap::from([(SlotMetric::KeyCount, many)]));
-    let text = render(&snap, &ExporterMetrics::default(), "c").text;
+    let text = render(&snap, &ExporterMetrics::default(), "c", Format::Text);
     let text = std::str::from_utf8(&text).unwrap();
     let keys = text
         .lines()
@@ -569,7 +580,7 @@ fn valkey_cluster_info_counts_render_only_where_printed() {
     let data = obs.result.as_mut().unwrap();
     data.cluster_info = parse_cluster_info(include_str!("fixtures/info_all_valkey91_master.txt"))
         .expect("the # Cluster Info section");
-    let text = render(&snap, &ExporterMetrics::default(), "c").text;
+    let text = render(&snap, &ExporterMetrics::default(), "c", Format::Text);
     let text = std::str::from_utf8(&text).unwrap();
     for name in [
         "redis_cluster_nodes_pfail",
@@ -584,8 +595,127 @@ fn valkey_cluster_info_counts_render_only_where_printed() {
             &snapshot_of("redis7 master"),
             &ExporterMetrics::default(),
             "c",
+            Format::Text,
         );
-        let redis = std::str::from_utf8(&redis.text).unwrap().to_string();
+        let redis = std::str::from_utf8(&redis).unwrap().to_string();
         assert!(!redis.contains(name), "{name} on Redis");
+    }
+}
+
+/// A snapshot exercising every collector: each fixture as one node at its own address (the
+/// replicas with a replica's CLUSTER NODES), the captured hot slots on the Valkey 9.1 master, a
+/// failed telemetry part on one node, a latency event name to escape, one node that did not
+/// answer; and accumulating metrics holding that poll and every event of
+/// `fixtures/events_golden.jsonl`.
+fn rich_snapshot() -> (Snapshot, ExporterMetrics) {
+    let replica_nodes =
+        Arc::new(Topology::parse(include_str!("fixtures/cluster_nodes_replica.txt")).unwrap());
+    let mut observations = Vec::new();
+    for (i, (name, _)) in FIXTURES.iter().enumerate() {
+        let mut snap = snapshot_of(name);
+        let mut obs = snap.observations.pop_first().unwrap().1;
+        obs.addr = format!("127.0.0.1:{}", 7000 + i);
+        obs.duration = Duration::from_micros(1500 + 250 * i as u64);
+        let data = obs.result.as_mut().unwrap();
+        if name.ends_with("replica") {
+            data.nodes = Arc::clone(&replica_nodes);
+        }
+        if *name == "valkey91 master" {
+            let mut stats = (**data.stats.as_ref().unwrap()).clone();
+            stats.hot_slots = captured_hot_slots();
+            data.stats = Some(Arc::new(stats));
+        }
+        if *name == "redis7 replica" {
+            // A label value the encoder must escape.
+            let mut stats = (**data.stats.as_ref().unwrap()).clone();
+            stats.latency_spikes[0].0 = "we\"ird\\event\nname".into();
+            data.stats = Some(Arc::new(stats));
+        }
+        if *name == "valkey81 master" {
+            data.soft_failures.push(PollFailure {
+                reason: FailureReason::Protocol,
+                message: "slowlog: unexpected reply".into(),
+                attempted: true,
+            });
+        }
+        observations.push(obs);
+    }
+    observations.push(NodeObservation {
+        addr: "127.0.0.1:7100".into(),
+        result: Err(PollFailure {
+            reason: FailureReason::Timeout,
+            message: "no reply within 1s".into(),
+            attempted: true,
+        }),
+        duration: Duration::from_secs(1),
+    });
+    let snap = Snapshot::new(
+        UNIX_EPOCH + Duration::from_secs(1_800_000_001),
+        Duration::from_millis(1002),
+        observations,
+    );
+    let metrics = ExporterMetrics::default();
+    metrics.record(&snap);
+    metrics.record_render();
+    for line in include_str!("fixtures/events_golden.jsonl").lines() {
+        let event: Event = serde_json::from_str(line).unwrap();
+        metrics.record_event(&event);
+    }
+    (snap, metrics)
+}
+
+/// prometheus-client keeps a family's series in a `HashMap`, so their order in the part it
+/// writes (everything before the encoder's first family) changes from run to run: that part is
+/// compared as sorted lines, the rest as it is.
+fn canonical(body: &str) -> String {
+    let split = body
+        .find("# HELP redis_exporter_node_poll_duration_seconds ")
+        .unwrap_or(0);
+    let (registry, families) = body.split_at(split);
+    let mut lines: Vec<&str> = registry.lines().collect();
+    lines.sort_unstable();
+    format!("{}\n{families}", lines.join("\n"))
+}
+
+/// Both formats of [`rich_snapshot`] are byte for byte `fixtures/render_golden.txt` and
+/// `fixtures/render_golden.openmetrics.txt` (up to the order of prometheus-client's series, see
+/// [`canonical`]): any change to the exposition fails here. On a difference the new output is
+/// left in the temp dir as `<file>.new`, to diff and copy.
+#[test]
+fn both_formats_of_a_rich_snapshot_are_the_golden_files() {
+    let (snap, metrics) = rich_snapshot();
+    let cases = [
+        (
+            Format::Text,
+            "render_golden.txt",
+            include_str!("fixtures/render_golden.txt"),
+        ),
+        (
+            Format::OpenMetrics,
+            "render_golden.openmetrics.txt",
+            include_str!("fixtures/render_golden.openmetrics.txt"),
+        ),
+    ];
+    let mut differ = Vec::new();
+    for (format, file, golden) in cases {
+        let body = render(&snap, &metrics, "golden", format);
+        let body = std::str::from_utf8(&body).unwrap();
+        if canonical(body) != canonical(golden) {
+            let new = std::env::temp_dir().join(format!("{file}.new"));
+            let _ = std::fs::write(&new, body);
+            differ.push((file, canonical(body), canonical(golden), new));
+        }
+    }
+    for (file, body, golden, new) in differ {
+        for (i, (b, g)) in body.lines().zip(golden.lines()).enumerate() {
+            assert_eq!(
+                b,
+                g,
+                "{file} line {} (new output: {})",
+                i + 1,
+                new.display()
+            );
+        }
+        assert_eq!(body, golden, "{file} (new output: {})", new.display());
     }
 }

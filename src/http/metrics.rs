@@ -1,37 +1,48 @@
-//! `GET /metrics`: the latest poll's render (made by the first scrape after the poll, shared by
-//! every later and concurrent one) in classic text or OpenMetrics, gzipped when accepted.
+//! `GET /metrics`: the latest poll's render in the format asked for, classic text or OpenMetrics
+//! (made by the first scrape of that format after the poll, shared by every later and concurrent
+//! one), gzipped when accepted.
 
 use super::{Shared, accepts_gzip};
-use crate::metrics::{OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
+use crate::metrics::Format;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
-/// True when the `Accept` header asks for OpenMetrics.
-fn wants_openmetrics(headers: &HeaderMap) -> bool {
-    headers
+/// OpenMetrics when the `Accept` header asks for it, else the classic text format.
+fn format_asked(headers: &HeaderMap) -> Format {
+    let openmetrics = headers
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains("application/openmetrics-text"))
+        .any(|v| v.contains("application/openmetrics-text"));
+    if openmetrics {
+        Format::OpenMetrics
+    } else {
+        Format::Text
+    }
 }
 
 pub(super) async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    // Rendering is CPU work (milliseconds at hundreds of nodes): off the async workers.
+    let format = format_asked(&headers);
+    let gzip = accepts_gzip(&headers);
+    // Rendering and compressing are CPU work (milliseconds at hundreds of nodes): off the async
+    // workers. Only the format asked for is rendered, and gzipped only when accepted.
     let renderer = Arc::clone(&shared);
-    let rendered = match tokio::task::spawn_blocking(move || renderer.rendered()).await {
-        Ok(r) => r,
-        Err(_) => return (StatusCode::INTERNAL_SERVER_ERROR, "render failed\n").into_response(),
+    let body = tokio::task::spawn_blocking(move || {
+        let rendered = renderer.rendered(format);
+        if gzip {
+            rendered.gzipped()
+        } else {
+            rendered.plain.clone()
+        }
+    })
+    .await;
+    let Ok(body) = body else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "render failed\n").into_response();
     };
-    let openmetrics = wants_openmetrics(&headers);
-    let content_type = if openmetrics {
-        OPENMETRICS_CONTENT_TYPE
-    } else {
-        TEXT_CONTENT_TYPE
-    };
-    if accepts_gzip(&headers) {
-        let body = rendered.gzipped(openmetrics);
+    let content_type = format.content_type();
+    if gzip {
         return (
             [
                 (header::CONTENT_TYPE, content_type),
@@ -42,10 +53,5 @@ pub(super) async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMa
         )
             .into_response();
     }
-    let body = if openmetrics {
-        rendered.openmetrics.clone()
-    } else {
-        rendered.text.clone()
-    };
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }

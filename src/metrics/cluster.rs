@@ -4,7 +4,6 @@
 
 use super::{Collector, Context, Families, Kind, Labels, OptRow, Row, addr, bool_value};
 use crate::parse::cluster_info::ClusterInfo;
-use prometheus_client::registry::Registry;
 
 /// The CLUSTER INFO collector.
 pub struct Cluster;
@@ -110,7 +109,7 @@ fn message_metric(kind: &str, dir: &str) -> Option<String> {
 }
 
 impl Collector for Cluster {
-    fn collect(&self, cx: &Context<'_>, out: &mut Families, _reg: &mut Registry) {
+    fn collect(&self, cx: &Context<'_>, out: &mut Families) {
         for (name, help, f) in GAUGES {
             out.gauge(name, help, cx.per_node(|d| Some(f(&d.cluster_info))));
         }

@@ -6,7 +6,6 @@
 
 use super::{Collector, Context, Families, Kind, Labels, OptRow};
 use crate::parse::info::{CommandStat, ErrorStat, Info};
-use prometheus_client::registry::Registry;
 
 /// Most `cmd` label values per node (the first by name; the rest summed as `other`).
 pub const MAX_COMMANDS: usize = 256;
@@ -107,7 +106,7 @@ fn cmd_labels(a: &str, cmd: &str) -> Labels {
 }
 
 impl Collector for Commands {
-    fn collect(&self, cx: &Context<'_>, out: &mut Families, _reg: &mut Registry) {
+    fn collect(&self, cx: &Context<'_>, out: &mut Families) {
         let per_node: Vec<(&str, &Info, Vec<CommandStat>)> = cx
             .answered()
             .filter_map(|(a, d)| {

@@ -1,7 +1,9 @@
-//! The text encoder for families read from the snapshot: one pass writes both the classic
-//! Prometheus text format and OpenMetrics, with redis_exporter's exact names (a counter whose
-//! name has no `_total`, a summary) that `prometheus-client`'s own encoder cannot express.
+//! The text encoder for families read from the snapshot: each family is written, as it is
+//! added, straight into the output of the one format being rendered (classic Prometheus text or
+//! OpenMetrics), with redis_exporter's exact names (a counter whose name has no `_total`, a
+//! summary) that `prometheus-client`'s own encoder cannot express. No sample outlives its family.
 
+use super::Format;
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
@@ -26,23 +28,29 @@ pub enum Kind {
     Summary,
 }
 
-/// One family's samples: `(name suffix, labels, value)`; the suffix is empty except for a
-/// summary's `_sum` and `_count`.
+/// The output of one render: the families added so far, already encoded in one format.
 #[derive(Debug)]
-struct Family {
-    name: Cow<'static, str>,
-    help: &'static str,
-    kind: Kind,
-    samples: Vec<(&'static str, Labels, f64)>,
-}
-
-/// Families collected from one snapshot, encoded once at the end.
-#[derive(Debug, Default)]
 pub struct Families {
-    families: Vec<Family>,
+    format: Format,
+    /// The `cluster` label's value, escaped.
+    cluster: String,
+    out: String,
+    /// Names of the families written, in order (a few hundred, mostly borrowed).
+    names: Vec<Cow<'static, str>>,
 }
 
 impl Families {
+    /// Families in `format` with the `cluster` label on every series, written after what `out`
+    /// already holds (its capacity is kept: size it for the whole body).
+    pub fn new(format: Format, cluster: &str, out: String) -> Self {
+        Families {
+            format,
+            cluster: escape_label(cluster).into_owned(),
+            out,
+            names: Vec::new(),
+        }
+    }
+
     /// Adds a family; an empty one is left out (a field no node reports is absent, not 0).
     pub fn add(
         &mut self,
@@ -51,8 +59,16 @@ impl Families {
         kind: Kind,
         samples: impl IntoIterator<Item = (Labels, f64)>,
     ) {
-        let samples: Vec<_> = samples.into_iter().map(|(l, v)| ("", l, v)).collect();
-        self.add_raw(name, help, kind, samples);
+        let mut samples = samples.into_iter().peekable();
+        if samples.peek().is_none() {
+            return;
+        }
+        let name = self.note(name.into(), kind);
+        self.header(&name, "", help, kind);
+        for (labels, value) in samples {
+            push_sample(&mut self.out, &name, "", &labels, value, &self.cluster);
+        }
+        self.names.push(name);
     }
 
     /// A gauge family.
@@ -75,7 +91,8 @@ impl Families {
         self.add(name, help, Kind::Counter, samples);
     }
 
-    /// A family whose samples carry name suffixes (summaries).
+    /// A family whose samples carry name suffixes (summaries). In OpenMetrics a summary's
+    /// quantiles, `_sum` and `_count` are written as three families (see [`Kind::Summary`]).
     pub fn add_raw(
         &mut self,
         name: impl Into<Cow<'static, str>>,
@@ -86,74 +103,89 @@ impl Families {
         if samples.is_empty() {
             return;
         }
-        let name = name.into();
+        let name = self.note(name.into(), kind);
+        let parts: &[&str] = match (self.format, kind) {
+            (Format::OpenMetrics, Kind::Summary) => &["", "_sum", "_count"],
+            _ => &[""],
+        };
+        for part in parts {
+            let mut of_part = samples
+                .iter()
+                .filter(|s| parts.len() == 1 || s.0 == *part)
+                .peekable();
+            if of_part.peek().is_none() {
+                continue;
+            }
+            self.header(&name, part, help, kind);
+            for (suffix, labels, value) in of_part {
+                push_sample(&mut self.out, &name, suffix, labels, *value, &self.cluster);
+            }
+        }
+        self.names.push(name);
+    }
+
+    /// Names of the families written so far, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.names.iter().map(|n| n.as_ref())
+    }
+
+    /// The output: what `out` held, then every family added.
+    pub fn finish(self) -> String {
+        self.out
+    }
+
+    /// Checks (in debug builds) a family about to be written.
+    fn note(&self, name: Cow<'static, str>, kind: Kind) -> Cow<'static, str> {
         debug_assert!(
-            self.families.iter().all(|f| f.name != name),
+            self.names.iter().all(|n| *n != name),
             "family {name} added twice"
         );
         debug_assert!(kind != Kind::Counter || name.ends_with("_total"), "{name}");
-        self.families.push(Family {
-            name,
-            help,
-            kind,
-            samples,
-        });
+        name
     }
 
-    /// Names of the families collected so far.
-    pub fn names(&self) -> impl Iterator<Item = &str> + '_ {
-        self.families.iter().map(|f| f.name.as_ref())
-    }
-
-    /// Writes every family in both formats: `(classic text, OpenMetrics without # EOF)`.
-    pub fn encode(&self, cluster: &str) -> (String, String) {
-        let size: usize = self
-            .families
-            .iter()
-            .map(|f| 64 + f.samples.len() * 80)
-            .sum();
-        let (mut text, mut om) = (String::with_capacity(size), String::with_capacity(size));
-        let cluster = escape_label(cluster);
-        for f in &self.families {
-            let (classic_type, om_type) = match f.kind {
-                Kind::Gauge => ("gauge", "gauge"),
-                Kind::Counter => ("counter", "counter"),
-                Kind::CounterNoTotal => ("counter", "unknown"),
-                Kind::Summary => ("summary", "unknown"),
-            };
-            let name = f.name.as_ref();
-            let om_name = match f.kind {
-                Kind::Counter => name.strip_suffix("_total").unwrap_or(name),
-                _ => name,
-            };
-            let help = escape_help(f.help);
-            let _ = writeln!(text, "# HELP {name} {help}");
-            let _ = writeln!(text, "# TYPE {name} {classic_type}");
-            for (suffix, labels, value) in &f.samples {
-                push_sample(&mut text, name, suffix, labels, *value, &cluster);
-            }
-            let parts: &[&str] = if f.kind == Kind::Summary {
-                &["", "_sum", "_count"]
-            } else {
-                &[""]
-            };
-            for part in parts {
-                let samples = f
-                    .samples
-                    .iter()
-                    .filter(|s| parts.len() == 1 || s.0 == *part);
-                let mut samples = samples.peekable();
-                if samples.peek().is_none() {
-                    continue;
-                }
-                let _ = writeln!(om, "# HELP {om_name}{part} {help}");
-                let _ = writeln!(om, "# TYPE {om_name}{part} {om_type}");
-                for (suffix, labels, value) in samples {
-                    push_sample(&mut om, name, suffix, labels, *value, &cluster);
-                }
-            }
+    /// `# HELP` and `# TYPE` of a family (in OpenMetrics: of its part `part`).
+    fn header(&mut self, name: &str, part: &str, help: &str, kind: Kind) {
+        let (family, kind) = match self.format {
+            Format::Text => (name, classic_type(kind)),
+            Format::OpenMetrics => (openmetrics_name(name, kind), openmetrics_type(kind)),
+        };
+        let help = escape_help(help);
+        let out = &mut self.out;
+        for (line, text) in [("# HELP ", help.as_ref()), ("# TYPE ", kind)] {
+            out.push_str(line);
+            out.push_str(family);
+            out.push_str(part);
+            out.push(' ');
+            out.push_str(text);
+            out.push('\n');
         }
-        (text, om)
+    }
+}
+
+/// The `# TYPE` of a family in the classic text format.
+fn classic_type(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Gauge => "gauge",
+        Kind::Counter | Kind::CounterNoTotal => "counter",
+        Kind::Summary => "summary",
+    }
+}
+
+/// The `# TYPE` of a family in OpenMetrics.
+fn openmetrics_type(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Gauge => "gauge",
+        Kind::Counter => "counter",
+        Kind::CounterNoTotal | Kind::Summary => "unknown",
+    }
+}
+
+/// The family name in OpenMetrics: a counter's without its samples' `_total`.
+fn openmetrics_name(name: &str, kind: Kind) -> &str {
+    match kind {
+        Kind::Counter => name.strip_suffix("_total").unwrap_or(name),
+        _ => name,
     }
 }
 
@@ -169,9 +201,14 @@ fn push_sample(
     out.push_str(suffix);
     out.push('{');
     for (k, v) in labels {
-        let _ = write!(out, "{k}=\"{}\",", escape_label(v));
+        out.push_str(k);
+        out.push_str("=\"");
+        out.push_str(&escape_label(v));
+        out.push_str("\",");
     }
-    let _ = write!(out, "cluster=\"{cluster}\"}} ");
+    out.push_str("cluster=\"");
+    out.push_str(cluster);
+    out.push_str("\"} ");
     push_value(out, value);
     out.push('\n');
 }
@@ -188,26 +225,31 @@ fn push_value(out: &mut String, v: f64) {
     }
 }
 
-fn escape_label(v: &str) -> String {
+fn escape_label(v: &str) -> Cow<'_, str> {
     if !v.contains(['\\', '"', '\n']) {
-        return v.to_string();
+        return Cow::Borrowed(v);
     }
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    Cow::Owned(
+        v.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n"),
+    )
 }
 
-fn escape_help(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('\n', "\\n")
+fn escape_help(v: &str) -> Cow<'_, str> {
+    if !v.contains(['\\', '\n']) {
+        return Cow::Borrowed(v);
+    }
+    Cow::Owned(v.replace('\\', "\\\\").replace('\n', "\\n"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn both_formats() {
-        let mut f = Families::default();
+    /// The same families in each format.
+    fn families(format: Format) -> String {
+        let mut f = Families::new(format, "c", String::new());
         f.counter(
             "redis_x_total",
             "X",
@@ -215,13 +257,45 @@ mod tests {
         );
         f.add("redis_y", "Y", Kind::CounterNoTotal, [(Labels::new(), 0.5)]);
         f.gauge("redis_empty", "never shown", []);
-        let (text, om) = f.encode("c");
-        assert_eq!(
-            text,
-            "# HELP redis_x_total X\n# TYPE redis_x_total counter\nredis_x_total{addr=\"a\\\"b\",cluster=\"c\"} 3\n# HELP redis_y Y\n# TYPE redis_y counter\nredis_y{cluster=\"c\"} 0.5\n"
+        f.add_raw(
+            "redis_s",
+            "S",
+            Kind::Summary,
+            vec![
+                ("", vec![("quantile", "99.9".to_string())], 7.0),
+                ("_sum", Labels::new(), 9.0),
+                ("_count", Labels::new(), 2.0),
+            ],
         );
+        assert_eq!(
+            f.names().collect::<Vec<_>>(),
+            ["redis_x_total", "redis_y", "redis_s"]
+        );
+        f.finish()
+    }
+
+    #[test]
+    fn both_formats() {
+        assert_eq!(
+            families(Format::Text),
+            "# HELP redis_x_total X\n# TYPE redis_x_total counter\nredis_x_total{addr=\"a\\\"b\",cluster=\"c\"} 3\n# HELP redis_y Y\n# TYPE redis_y counter\nredis_y{cluster=\"c\"} 0.5\n# HELP redis_s S\n# TYPE redis_s summary\nredis_s{quantile=\"99.9\",cluster=\"c\"} 7\nredis_s_sum{cluster=\"c\"} 9\nredis_s_count{cluster=\"c\"} 2\n"
+        );
+        let om = families(Format::OpenMetrics);
         assert!(om.starts_with("# HELP redis_x X\n# TYPE redis_x counter\nredis_x_total{"));
         assert!(om.contains("# TYPE redis_y unknown\n"));
+        assert!(om.ends_with(
+            "# HELP redis_s_count S\n# TYPE redis_s_count unknown\nredis_s_count{cluster=\"c\"} 2\n"
+        ));
         assert!(!om.contains("redis_empty"));
+    }
+
+    #[test]
+    fn output_is_appended_to_what_the_buffer_held() {
+        let mut f = Families::new(Format::Text, "c", String::from("# head\n"));
+        f.gauge("redis_g", "G", [(Labels::new(), 1.0)]);
+        assert_eq!(
+            f.finish(),
+            "# head\n# HELP redis_g G\n# TYPE redis_g gauge\nredis_g{cluster=\"c\"} 1\n"
+        );
     }
 }

@@ -81,7 +81,7 @@ impl EventMetrics {
 pub struct Events;
 
 impl Collector for Events {
-    fn collect(&self, cx: &Context<'_>, _out: &mut Families, reg: &mut Registry) {
+    fn register(&self, cx: &Context<'_>, reg: &mut Registry) {
         let m = &cx.persistent.events;
         reg.register(
             "redis_cluster_failovers",
@@ -104,4 +104,6 @@ impl Collector for Events {
             m.events.clone(),
         );
     }
+    /// Nothing per poll: every event metric accumulates.
+    fn collect(&self, _cx: &Context<'_>, _out: &mut Families) {}
 }

@@ -46,7 +46,7 @@ impl ExporterMetrics {
         self.events.set_last_failover(rfc3339);
     }
 
-    /// Accounts one render of `/metrics` (one per poll at most, and only when scraped).
+    /// Accounts one render of `/metrics` (at most one per poll and format, and only when scraped).
     pub fn record_render(&self) {
         self.renders.inc();
     }
@@ -77,7 +77,7 @@ impl ExporterMetrics {
 pub struct Exporter;
 
 impl Collector for Exporter {
-    fn collect(&self, cx: &Context<'_>, out: &mut Families, reg: &mut Registry) {
+    fn register(&self, cx: &Context<'_>, reg: &mut Registry) {
         let m = cx.persistent;
         reg.register(
             "redis_exporter_poll_duration_seconds",
@@ -91,7 +91,7 @@ impl Collector for Exporter {
         );
         reg.register(
             "redis_exporter_metrics_renders",
-            "Renders of /metrics: at most one per poll, made by the first scrape after it",
+            "Renders of /metrics: at most one per poll and format, made by the first scrape of that format after it",
             m.renders.clone(),
         );
         reg.register(
@@ -99,6 +99,9 @@ impl Collector for Exporter {
             "Exporter version",
             Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
         );
+    }
+
+    fn collect(&self, cx: &Context<'_>, out: &mut Families) {
         let snap = cx.snapshot;
         out.gauge(
             "redis_exporter_node_poll_duration_seconds",

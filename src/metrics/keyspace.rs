@@ -3,7 +3,6 @@
 
 use super::{Collector, Context, Families, Labels, Row};
 use crate::parse::info::DbKeys;
-use prometheus_client::registry::Registry;
 
 /// The keyspace collector.
 pub struct Keyspace;
@@ -24,7 +23,7 @@ const FAMILIES: &[Row<DbKeys>] = &[
 ];
 
 impl Collector for Keyspace {
-    fn collect(&self, cx: &Context<'_>, out: &mut Families, _reg: &mut Registry) {
+    fn collect(&self, cx: &Context<'_>, out: &mut Families) {
         for (name, help, f) in FAMILIES {
             let samples = cx.answered().flat_map(|(a, d)| {
                 let dbs = d.stats_info().map_or(&[][..], |i| i.keyspace.as_slice());

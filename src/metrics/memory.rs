@@ -3,13 +3,12 @@
 
 use super::table::Area;
 use super::{Collector, Context, Families, collect_area};
-use prometheus_client::registry::Registry;
 
 /// The memory collector.
 pub struct Memory;
 
 impl Collector for Memory {
-    fn collect(&self, cx: &Context<'_>, out: &mut Families, _reg: &mut Registry) {
+    fn collect(&self, cx: &Context<'_>, out: &mut Families) {
         collect_area(Area::Memory, cx, out);
     }
 }

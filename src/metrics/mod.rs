@@ -1,9 +1,10 @@
 //! Prometheus metrics: one collector per area, each reading the snapshot and writing its
 //! families, none knowing the others. Plain INFO fields come from one table
-//! ([`table::INFO_METRICS`]); the encoder ([`encode`]) writes classic text and OpenMetrics.
+//! ([`table::INFO_METRICS`]); the encoder ([`encode`]) writes classic text or OpenMetrics.
 //! The exporter's accumulating metrics (poll histogram, error and event counters) live in
-//! [`ExporterMetrics`] and are encoded by `prometheus-client`. [`render`] is called by the HTTP
-//! layer on the first scrape after a poll; later scrapes of that poll share its bytes.
+//! [`ExporterMetrics`] and are encoded by `prometheus-client`. The HTTP layer calls
+//! [`render_with_hint`] on the first scrape of a format after a poll; later scrapes of that
+//! format and poll share its bytes.
 
 pub mod cluster;
 pub mod commands;
@@ -67,9 +68,12 @@ pub type OptRow<T> = (&'static str, &'static str, fn(&T) -> Option<f64>);
 
 /// One area of metrics.
 pub trait Collector: Sync {
-    /// Writes this area's families for the snapshot. Families go into `out`; accumulating
-    /// `prometheus-client` metrics are registered in `registry`.
-    fn collect(&self, cx: &Context<'_>, out: &mut Families, registry: &mut Registry);
+    /// Registers this area's accumulating `prometheus-client` metrics, if it has any. Every
+    /// collector registers before any writes its families: the registry's part is written first.
+    fn register(&self, _cx: &Context<'_>, _registry: &mut Registry) {}
+
+    /// Writes this area's families for the snapshot into `out`.
+    fn collect(&self, cx: &Context<'_>, out: &mut Families);
 }
 
 /// Every collector, in the order their families appear.
@@ -120,26 +124,57 @@ pub fn collect_area(area: Area, cx: &Context<'_>, out: &mut Families) {
     }
 }
 
-/// The rendered output of one snapshot in both formats.
-#[derive(Debug, Clone, Default)]
+/// The two formats `/metrics` serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// The classic Prometheus text format (0.0.4).
+    Text,
+    /// OpenMetrics 1.0.
+    OpenMetrics,
+}
+
+impl Format {
+    /// Both formats, in the order of [`Format::index`].
+    pub const ALL: [Format; 2] = [Format::Text, Format::OpenMetrics];
+
+    /// The `Content-Type` of a body in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => TEXT_CONTENT_TYPE,
+            Format::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
+        }
+    }
+
+    /// 0 or 1: this format's place in per-format arrays.
+    pub fn index(self) -> usize {
+        match self {
+            Format::Text => 0,
+            Format::OpenMetrics => 1,
+        }
+    }
+}
+
+/// One snapshot rendered in one format, and its gzipped copy once asked for.
+#[derive(Debug, Default)]
 pub struct Rendered {
-    /// OpenMetrics text.
-    pub openmetrics: bytes::Bytes,
-    /// Classic Prometheus text format.
-    pub text: bytes::Bytes,
-    /// Gzipped copies, made by the first scrape that asks for one and shared by the rest.
-    gzipped: [std::sync::OnceLock<bytes::Bytes>; 2],
+    /// The body as rendered.
+    pub plain: bytes::Bytes,
+    /// The gzipped copy, made by the first scrape that asks for one and shared by the rest.
+    gzipped: std::sync::OnceLock<bytes::Bytes>,
 }
 
 impl Rendered {
-    /// The gzipped body of one format (compressed once per poll, on first use).
-    pub fn gzipped(&self, openmetrics: bool) -> bytes::Bytes {
-        let (cell, plain) = if openmetrics {
-            (&self.gzipped[1], &self.openmetrics)
-        } else {
-            (&self.gzipped[0], &self.text)
-        };
-        cell.get_or_init(|| gzip(plain)).clone()
+    /// A render not yet gzipped.
+    pub fn new(plain: bytes::Bytes) -> Self {
+        Rendered {
+            plain,
+            gzipped: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The gzipped body (compressed once, on first use).
+    pub fn gzipped(&self) -> bytes::Bytes {
+        self.gzipped.get_or_init(|| gzip(&self.plain)).clone()
     }
 }
 
@@ -155,35 +190,72 @@ pub fn gzip(plain: &[u8]) -> bytes::Bytes {
     gz.finish().unwrap_or_default().into()
 }
 
-/// Runs every collector over the snapshot and renders both formats.
-pub fn render(snapshot: &Snapshot, persistent: &ExporterMetrics, cluster: &str) -> Rendered {
-    let mut registry = Registry::with_labels(std::iter::once((
-        Cow::Borrowed("cluster"),
-        Cow::Owned(cluster.to_string()),
-    )));
-    let mut families = Families::default();
+/// Runs every collector over the snapshot and renders it in one format.
+pub fn render(
+    snapshot: &Snapshot,
+    persistent: &ExporterMetrics,
+    cluster: &str,
+    format: Format,
+) -> bytes::Bytes {
+    render_with_hint(snapshot, persistent, cluster, format, 0)
+}
+
+/// [`render`] into one buffer sized from `last_len`, the length of the previous render in this
+/// format (0: none yet, guessed from the number of nodes), with room to grow a little: a
+/// multi-megabyte body is written once, not copied at every doubling of its buffer. Each family
+/// is encoded as its collector adds it; no sample is kept beyond its family.
+pub fn render_with_hint(
+    snapshot: &Snapshot,
+    persistent: &ExporterMetrics,
+    cluster: &str,
+    format: Format,
+    last_len: usize,
+) -> bytes::Bytes {
     let cx = Context {
         snapshot,
         persistent,
     };
+    let mut registry = Registry::with_labels(std::iter::once((
+        Cow::Borrowed("cluster"),
+        Cow::Owned(cluster.to_string()),
+    )));
     for c in COLLECTORS {
-        c.collect(&cx, &mut families, &mut registry);
+        c.register(&cx, &mut registry);
     }
-    let mut om = String::with_capacity(64 * 1024);
-    // Writing to a String cannot fail.
-    let _ = encode_registry(&mut om, &registry);
-    let om = om.strip_suffix("# EOF\n").unwrap_or(&om);
-    let (text_part, om_part) = families.encode(cluster);
-    let mut text = to_classic_text(om);
-    text.push_str(&text_part);
-    let mut openmetrics = String::with_capacity(om.len() + om_part.len() + 8);
-    openmetrics.push_str(om);
-    openmetrics.push_str(&om_part);
-    openmetrics.push_str("# EOF\n");
-    Rendered {
-        openmetrics: openmetrics.into(),
-        text: text.into(),
-        gzipped: Default::default(),
+    let capacity = match last_len {
+        0 => 64 * 1024 + 12 * 1024 * snapshot.observations.len(),
+        n => n + n / 8 + 4096,
+    };
+    let mut out = String::with_capacity(capacity);
+    encode_registry_into(&registry, format, &mut out);
+    let mut families = Families::new(format, cluster, out);
+    for c in COLLECTORS {
+        c.collect(&cx, &mut families);
+    }
+    let mut out = families.finish();
+    if format == Format::OpenMetrics {
+        out.push_str("# EOF\n");
+    }
+    out.into()
+}
+
+/// Appends the registry's metrics to `out` in `format` (in OpenMetrics without the `# EOF`,
+/// which ends the whole body).
+fn encode_registry_into(registry: &Registry, format: Format, out: &mut String) {
+    match format {
+        Format::OpenMetrics => {
+            let start = out.len();
+            // Writing to a String cannot fail.
+            let _ = encode_registry(out, registry);
+            if out[start..].ends_with("# EOF\n") {
+                out.truncate(out.len() - "# EOF\n".len());
+            }
+        }
+        Format::Text => {
+            let mut om = String::with_capacity(16 * 1024);
+            let _ = encode_registry(&mut om, registry);
+            out.push_str(&to_classic_text(&om));
+        }
     }
 }
 

@@ -5,7 +5,6 @@
 use super::table::Area;
 use super::{Collector, Context, Families, OptRow, addr, bool_value, collect_area};
 use crate::model::ConfigValues;
-use prometheus_client::registry::Registry;
 use std::time::UNIX_EPOCH;
 
 /// The node state collector.
@@ -27,7 +26,7 @@ const CONFIG: &[OptRow<ConfigValues>] = &[
 ];
 
 impl Collector for Node {
-    fn collect(&self, cx: &Context<'_>, out: &mut Families, _reg: &mut Registry) {
+    fn collect(&self, cx: &Context<'_>, out: &mut Families) {
         out.gauge(
             "redis_up",
             "Whether the node answered the last poll",

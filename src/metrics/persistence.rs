@@ -2,13 +2,12 @@
 
 use super::table::Area;
 use super::{Collector, Context, Families, collect_area};
-use prometheus_client::registry::Registry;
 
 /// The persistence collector.
 pub struct Persistence;
 
 impl Collector for Persistence {
-    fn collect(&self, cx: &Context<'_>, out: &mut Families, _reg: &mut Registry) {
+    fn collect(&self, cx: &Context<'_>, out: &mut Families) {
         collect_area(Area::Persistence, cx, out);
     }
 }

@@ -7,7 +7,6 @@ use super::table::Area;
 use super::{Collector, Context, Families, Labels, OptRow, Row, bool_value, collect_area};
 use crate::model::{NodeData, replication_lags};
 use crate::parse::info::{ConnectedReplica, Info};
-use prometheus_client::registry::Registry;
 
 /// The replication collector.
 pub struct Replication;
@@ -71,7 +70,7 @@ const PER_REPLICA: &[Row<ConnectedReplica>] = &[
 ];
 
 impl Collector for Replication {
-    fn collect(&self, cx: &Context<'_>, out: &mut Families, _reg: &mut Registry) {
+    fn collect(&self, cx: &Context<'_>, out: &mut Families) {
         collect_area(Area::Replication, cx, out);
         out.gauge(
             "redis_replication_offset",

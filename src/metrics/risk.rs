@@ -5,7 +5,6 @@
 
 use super::{Collector, Context, Families, Labels, addr};
 use crate::model::{ClusterView, Role, Snapshot, ViewNode};
-use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
 
 /// The topology-risk collector.
@@ -98,7 +97,7 @@ pub fn memory_skew(snapshot: &Snapshot) -> Option<f64> {
 }
 
 impl Collector for Risk {
-    fn collect(&self, cx: &Context<'_>, out: &mut Families, _reg: &mut Registry) {
+    fn collect(&self, cx: &Context<'_>, out: &mut Families) {
         let view = &cx.snapshot.view;
         out.gauge(
             "redis_cluster_master_colocated_replicas",

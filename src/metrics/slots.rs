@@ -7,7 +7,6 @@
 use super::{Collector, Context, Families, Kind, Labels};
 use crate::model::NodeData;
 use crate::parse::slot_stats::{MAX_HOT_SLOTS, SlotMetric};
-use prometheus_client::registry::Registry;
 
 /// The hot-slots collector.
 pub struct HotSlots;
@@ -49,7 +48,7 @@ fn owns_slots(d: &NodeData) -> bool {
 }
 
 impl Collector for HotSlots {
-    fn collect(&self, cx: &Context<'_>, out: &mut Families, _reg: &mut Registry) {
+    fn collect(&self, cx: &Context<'_>, out: &mut Families) {
         for (metric, name, help, kind) in FAMILIES {
             let samples = cx
                 .answered()

@@ -3,13 +3,12 @@
 
 use super::table::Area;
 use super::{Collector, Context, Families, collect_area};
-use prometheus_client::registry::Registry;
 
 /// The stats, clients and CPU collector.
 pub struct Stats;
 
 impl Collector for Stats {
-    fn collect(&self, cx: &Context<'_>, out: &mut Families, _reg: &mut Registry) {
+    fn collect(&self, cx: &Context<'_>, out: &mut Families) {
         for area in [Area::Clients, Area::Stats, Area::Cpu] {
             collect_area(area, cx, out);
         }

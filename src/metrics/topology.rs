@@ -5,7 +5,6 @@
 
 use super::{Collector, Context, Families, Labels, addr, bool_value};
 use crate::model::{Role, ViewNode};
-use prometheus_client::registry::Registry;
 
 /// The topology collector.
 pub struct Topology;
@@ -19,7 +18,7 @@ fn with_state(n: &ViewNode, state: &str) -> Labels {
 }
 
 impl Collector for Topology {
-    fn collect(&self, cx: &Context<'_>, out: &mut Families, _reg: &mut Registry) {
+    fn collect(&self, cx: &Context<'_>, out: &mut Families) {
         let view = &cx.snapshot.view;
         out.gauge(
             "redis_cluster_node_info",
