@@ -451,7 +451,7 @@ compare() {
   say "commands (calls/usec summed over the 6 nodes):"
   say "  ours:   $OURS_CMDS"
   say "  theirs: $THEIRS_CMDS"
-  say "ratios: exporter CPU per node-poll theirs/ours = $(awk -v a="$theirs_cpu_per" -v b="$OURS_CPU_PER" 'BEGIN {printf "%.1f", a / b}') (target >= 15);" \
+  say "ratios: exporter CPU per node-poll theirs/ours = $(awk -v a="$theirs_cpu_per" -v b="$OURS_CPU_PER" 'BEGIN {printf "%.1f", a / b}') (target >= 30);" \
     "Redis time per node-poll theirs/ours = $(awk -v a="$theirs_redis_per" -v b="$OURS_REDIS_PER" 'BEGIN {printf "%.1f", a / b}') (target >= 4)"
   say "(node-polls: ours = CLUSTER INFO calls, one per node per round; theirs = /scrape requests."
   say " conns: total_connections_received delta summed over the nodes, the bench's own redis-cli"
