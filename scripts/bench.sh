@@ -23,12 +23,13 @@
 #          /metrics scraped every 1 s, which costs Redis nothing), then prometheus-redis-exporter
 #          scraped once a second for each of the two nodes (/scrape?target=redis://...), in
 #          separate windows of the same length on the same nodes. Target: ours <= 1/4 of theirs.
-# latency  /metrics latency p50/p99 with $WRK_CONNECTIONS concurrent scrapers (wrk): this
+# latency  /metrics latency p50/p99 with $WRK_CONNECTIONS concurrent scrapers (wrk, gzip asked as Prometheus does): this
 #          exporter on the 6-node cluster and on the simulator at $LAT_NODES nodes, and
 #          prometheus-redis-exporter's /scrape?target=... on the 6-node cluster.
 #
 # Environment: BENCH_SECONDS (60), REDIS_TIME_SECONDS (30), SCALE_SECONDS (30),
 #   SCALE_NODES ("6 60 100 300 1000 2000"; mode full stops at 1000), SCALE_MODES ("full adaptive"), WRK_SECONDS (10), WRK_CONNECTIONS (50), LAT_NODES (100),
+#   WRK_GZIP (1: the latency requests send Accept-Encoding: gzip, as Prometheus does; 0: plain),
 #   BENCH_PROFILE=1 (perf record the exporter for 10 s at each N, print the top functions),
 #   SKIP_BUILD=1 (use the existing target/release binaries), BENCH_OUT (target/bench).
 # Needs: cargo, redis-server, redis-cli, curl, jq, prometheus-redis-exporter (compare, redis-time),
@@ -575,7 +576,7 @@ redis_time() {
 latency_of() {
   local url=$1
   if command -v wrk >/dev/null; then
-    wrk -c"$WRK_CONNECTIONS" -t2 -d"${WRK_SECONDS}s" --latency "$url" 2>&1 | tee "$TMP/wrk.out" |
+    wrk -c"$WRK_CONNECTIONS" -t2 -d"${WRK_SECONDS}s" --latency "${WRK_HEADER[@]}" "$url" 2>&1 | tee "$TMP/wrk.out" |
       awk '
         function ms(v) {
           if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000
@@ -589,13 +590,16 @@ latency_of() {
         END { printf "%.2f %.2f %.0f %s\n", p50, p99, rps, bad == "" ? 0 : bad }'
   else
     seq 1 $((WRK_CONNECTIONS * 40)) | xargs -P"$WRK_CONNECTIONS" -I{} \
-      curl -s -o /dev/null -w '%{time_total}\n' "$url" | sort -n |
+      curl -s -o /dev/null -w '%{time_total}\n' "${WRK_HEADER[@]}" "$url" | sort -n |
       awk '{a[NR] = $1 * 1000} END {printf "%.2f %.2f - 0\n", a[int(NR * 0.5)], a[int(NR * 0.99)]}'
   fi
 }
 
 latency() {
   command -v wrk >/dev/null || log "wrk not installed: parallel curl instead (apt-get install wrk)"
+  # Prometheus asks every target for gzip; WRK_GZIP=0 measures the plain body instead.
+  WRK_HEADER=()
+  [ "${WRK_GZIP:-1}" = 1 ] && WRK_HEADER=(-H "Accept-Encoding: gzip")
   [ ${#REDIS_PORTS[@]} -gt 0 ] || start_real_cluster
   local dir="$TMP/latency" res rows=()
   mkdir -p "$dir/ours6" "$dir/sim"
@@ -623,7 +627,7 @@ latency() {
   stop "$rpid"
 
   say ""
-  say "/metrics latency, $WRK_CONNECTIONS concurrent connections for ${WRK_SECONDS}s (wrk -t2, same 2 cores)"
+  say "/metrics latency, $WRK_CONNECTIONS concurrent connections for ${WRK_SECONDS}s (wrk -t2, same 2 cores, ${WRK_HEADER[*]:-no Accept-Encoding})"
   say "$(printf '%-44s %8s %8s %9s %9s' target p50_ms p99_ms req/s non-2xx)"
   local r
   for r in "${rows[@]}"; do say "$r"; done

@@ -26,20 +26,22 @@ fn format_asked(headers: &HeaderMap) -> Format {
 pub(super) async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     let format = format_asked(&headers);
     let gzip = accepts_gzip(&headers);
-    // Rendering and compressing are CPU work (milliseconds at hundreds of nodes): off the async
-    // workers. Only the format asked for is rendered, and gzipped only when accepted.
-    let renderer = Arc::clone(&shared);
-    let body = tokio::task::spawn_blocking(move || {
-        let rendered = renderer.rendered(format);
+    // Nearly every scrape finds its body made: served at once.
+    let made = shared.rendered_if_made(format).and_then(|r| {
         if gzip {
-            rendered.gzipped()
+            r.gzipped_if_made()
         } else {
-            rendered.plain.clone()
+            Some(r.plain.clone())
         }
-    })
-    .await;
-    let Ok(body) = body else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "render failed\n").into_response();
+    });
+    let body = match made {
+        Some(body) => body,
+        None => match make_body(&shared, format, gzip).await {
+            Some(body) => body,
+            None => {
+                return (StatusCode::INTERNAL_SERVER_ERROR, "render failed\n").into_response();
+            }
+        },
     };
     let content_type = format.content_type();
     if gzip {
@@ -54,4 +56,20 @@ pub(super) async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMa
             .into_response();
     }
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// Renders (and compresses) the body, which is CPU work (milliseconds at hundreds of nodes), off
+/// the async workers. Only the format asked for is rendered, and gzipped only when accepted.
+async fn make_body(shared: &Arc<Shared>, format: Format, gzip: bool) -> Option<bytes::Bytes> {
+    let renderer = Arc::clone(shared);
+    tokio::task::spawn_blocking(move || {
+        let rendered = renderer.rendered(format);
+        if gzip {
+            rendered.gzipped()
+        } else {
+            rendered.plain.clone()
+        }
+    })
+    .await
+    .ok()
 }

@@ -97,6 +97,12 @@ impl Shared {
         }))
     }
 
+    /// The render of the latest poll in `format` if a scrape already made it (no CPU work: the
+    /// handler serves it without a trip to the blocking pool).
+    pub fn rendered_if_made(&self, format: Format) -> Option<Arc<Rendered>> {
+        self.latest()?.rendered[format.index()].get().cloned()
+    }
+
     /// The `/api/cluster` document of the latest poll, built by the first caller after that
     /// poll and shared by every later one; `None` before the first poll.
     pub fn overview(&self) -> Option<Arc<Overview>> {

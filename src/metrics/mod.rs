@@ -176,6 +176,11 @@ impl Rendered {
     pub fn gzipped(&self) -> bytes::Bytes {
         self.gzipped.get_or_init(|| gzip(&self.plain)).clone()
     }
+
+    /// The gzipped body if a scrape already made it.
+    pub fn gzipped_if_made(&self) -> Option<bytes::Bytes> {
+        self.gzipped.get().cloned()
+    }
 }
 
 /// A gzipped copy of a body (fast compression: a scrape-sized body in a few milliseconds).
