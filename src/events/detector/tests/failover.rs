@@ -508,10 +508,7 @@ fn a_manual_failover_that_takes_seconds_is_still_manual() {
     for t in 6..=9 {
         assert!(d.observe(&snap(t, &all, &w)).is_empty());
     }
-    promote(&mut all, 'a', 'd');
-    for n in all.iter_mut().filter(|n| n.id == id('a')) {
-        n.master_of = Some(id('d'));
-    }
+    promote_at(&mut all, 'd', 'a', 7);
     w.counters = vec![(id('d'), 1, 1)];
     let ev = d.observe(&snap(10, &all, &w));
     assert_eq!(kinds(&ev), ["failover", "role_changed"]);
@@ -546,10 +543,7 @@ fn a_replica_lagging_observers_list_as_an_empty_master_is_a_replica() {
     );
     assert!(d.observe(&s).is_empty());
     let mut promoted = all.clone();
-    promote(&mut promoted, 'a', 'd');
-    for n in promoted.iter_mut().filter(|n| n.id == id('a')) {
-        n.master_of = Some(id('d'));
-    }
+    promote_at(&mut promoted, 'd', 'a', 7);
     let ev = d.observe(&snap(1, &promoted, &w));
     assert_eq!(kinds(&ev), ["failover", "role_changed"]);
 }
