@@ -134,9 +134,6 @@ pub enum Format {
 }
 
 impl Format {
-    /// Both formats, in the order of [`Format::index`].
-    pub const ALL: [Format; 2] = [Format::Text, Format::OpenMetrics];
-
     /// The `Content-Type` of a body in this format.
     pub fn content_type(self) -> &'static str {
         match self {
