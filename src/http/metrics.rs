@@ -27,13 +27,9 @@ pub(super) async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMa
     let format = format_asked(&headers);
     let gzip = accepts_gzip(&headers);
     // Nearly every scrape finds its body made: served at once.
-    let made = shared.rendered_if_made(format).and_then(|r| {
-        if gzip {
-            r.gzipped_if_made()
-        } else {
-            Some(r.plain.clone())
-        }
-    });
+    let made = shared
+        .rendered_if_made(format)
+        .and_then(|r| r.body_if_made(gzip));
     let body = match made {
         Some(body) => body,
         None => match make_body(&shared, format, gzip).await {
@@ -62,14 +58,7 @@ pub(super) async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMa
 /// the async workers. Only the format asked for is rendered, and gzipped only when accepted.
 async fn make_body(shared: &Arc<Shared>, format: Format, gzip: bool) -> Option<bytes::Bytes> {
     let renderer = Arc::clone(shared);
-    tokio::task::spawn_blocking(move || {
-        let rendered = renderer.rendered(format);
-        if gzip {
-            rendered.gzipped()
-        } else {
-            rendered.plain.clone()
-        }
-    })
-    .await
-    .ok()
+    tokio::task::spawn_blocking(move || renderer.rendered(format).body(gzip))
+        .await
+        .ok()
 }

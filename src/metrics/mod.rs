@@ -174,9 +174,22 @@ impl Rendered {
         self.gzipped.get_or_init(|| gzip(&self.plain)).clone()
     }
 
-    /// The gzipped body if a scrape already made it.
-    pub fn gzipped_if_made(&self) -> Option<bytes::Bytes> {
-        self.gzipped.get().cloned()
+    /// The body to send: gzipped (compressed on first use) or plain.
+    pub fn body(&self, gzip: bool) -> bytes::Bytes {
+        if gzip {
+            self.gzipped()
+        } else {
+            self.plain.clone()
+        }
+    }
+
+    /// [`Rendered::body`] if nothing is left to compute: plain, or gzipped by an earlier scrape.
+    pub fn body_if_made(&self, gzip: bool) -> Option<bytes::Bytes> {
+        if gzip {
+            self.gzipped.get().cloned()
+        } else {
+            Some(self.plain.clone())
+        }
     }
 }
 
