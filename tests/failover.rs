@@ -580,15 +580,15 @@ fn a_replica_failing_twice_gives_two_episodes_with_distinct_keys() {
 /// to report itself a replica) and returns the event. A manual failover that times out on the
 /// Redis side (it does, now and then, right after a replica synced: "Manual failover timed
 /// out.") is asked again.
+/// How many lines of node `i`'s redis-server log contain `text`.
+fn log_count(cluster: &RedisCluster, i: usize, text: &str) -> usize {
+    cluster.log(i).matches(text).count()
+}
+
 fn failover_on(cluster: &RedisCluster, e: &Exporter, replica: usize, opt: Option<&str>) -> Value {
     let new_id = cluster.node_id(replica);
     let before = of_kind(e, "failover").len();
-    let timeouts = || {
-        cluster
-            .log(replica)
-            .matches("Manual failover timed out")
-            .count()
-    };
+    let timeouts = || log_count(cluster, replica, "Manual failover timed out");
     let mut args = vec!["CLUSTER", "FAILOVER"];
     args.extend(opt);
     // Just after a failover the node may not have taken the new config yet and still count
@@ -763,21 +763,16 @@ fn a_failover_request_answered_with_old_votes_is_overruled_and_not_logged() {
     let (cluster, e) = cluster_as_in_the_chaos_run();
     let master = cluster.masters()[0];
     let replica = cluster.replica_of(master).unwrap();
-    let wins = |i: usize| cluster.log(i).matches("Failover election won").count();
+    let wins = |i: usize| log_count(&cluster, i, "Failover election won");
+    let elections = |i: usize| log_count(&cluster, i, "Starting a failover election");
+    let timeouts = |i: usize| log_count(&cluster, i, "Manual failover timed out");
     let mut overruled = false;
     for attempt in 0..3 {
-        let (won, elections) = (
-            wins(replica),
-            cluster
-                .log(replica)
-                .matches("Starting a failover election")
-                .count(),
-        );
+        let (won, elected) = (wins(replica), elections(replica));
         let first = failover_on(&cluster, &e, replica, None);
         let back = failover_on(&cluster, &e, master, None);
         assert_ne!(first["key"], back["key"]);
         // failover_on waited for both events and roles: well within the 4 s.
-        let timeouts = |i: usize| cluster.log(i).matches("Manual failover timed out").count();
         let timed_out = timeouts(replica);
         assert_eq!(
             cluster.try_cmd(replica, &["CLUSTER", "FAILOVER"]),
@@ -789,8 +784,7 @@ fn a_failover_request_answered_with_old_votes_is_overruled_and_not_logged() {
             || wins(replica) == won + 2 || timeouts(replica) > timed_out,
         );
         let log = cluster.log(replica);
-        overruled = wins(replica) == won + 2
-            && log.matches("Starting a failover election").count() == elections + 1;
+        overruled = wins(replica) == won + 2 && elections(replica) == elected + 1;
         if overruled {
             break;
         }
