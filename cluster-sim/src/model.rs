@@ -352,6 +352,111 @@ const DEFAULT_SECTIONS: &[&str] = &[
     "keyspace",
 ];
 
+/// Commands a busy cache node has served, with their share of the load (per mille) and mean
+/// µs per call: a few dozen, as a real node's INFO commandstats lists, so the exporter parses
+/// and publishes as many series per node as it would in production. The exporter's own
+/// commands come first; the workload's are counted from uptime (a node serving ~50 calls/s).
+const WORKLOAD: &[(&str, u64, f64)] = &[
+    ("get", 300, 1.2),
+    ("set", 180, 2.1),
+    ("mget", 40, 4.5),
+    ("mset", 10, 6.0),
+    ("del", 30, 1.9),
+    ("unlink", 8, 1.4),
+    ("exists", 20, 0.9),
+    ("expire", 25, 1.1),
+    ("ttl", 6, 0.8),
+    ("incr", 30, 1.3),
+    ("incrby", 10, 1.3),
+    ("decr", 4, 1.3),
+    ("hget", 45, 1.4),
+    ("hset", 35, 2.2),
+    ("hgetall", 15, 7.5),
+    ("hdel", 6, 1.6),
+    ("hincrby", 12, 1.7),
+    ("hmget", 10, 2.9),
+    ("lpush", 12, 1.8),
+    ("rpop", 10, 1.5),
+    ("lrange", 8, 9.5),
+    ("llen", 3, 0.7),
+    ("sadd", 14, 1.9),
+    ("srem", 4, 1.8),
+    ("smembers", 6, 8.0),
+    ("sismember", 9, 1.0),
+    ("zadd", 16, 3.1),
+    ("zrange", 9, 6.4),
+    ("zrangebyscore", 5, 8.8),
+    ("zrem", 4, 2.5),
+    ("zincrby", 6, 2.9),
+    ("zscore", 5, 1.1),
+    ("eval", 4, 25.0),
+    ("evalsha", 9, 18.0),
+    ("publish", 3, 3.3),
+    ("scan", 2, 45.0),
+    ("ping", 60, 0.3),
+    ("auth", 1, 4.0),
+    ("client|setname", 1, 1.0),
+    ("select", 1, 0.5),
+];
+
+/// `# Commandstats`: the exporter's own commands (`served` in all), then [`WORKLOAD`].
+fn command_stats(s: &mut String, served: u64, uptime: u64) {
+    s.push_str("# Commandstats\r\n");
+    let own = [
+        ("cluster|info", 0.45, 22.0),
+        ("cluster|nodes", 0.2, 85.0),
+        ("info", 0.35, 35.0),
+    ];
+    let mut line = |name: &str, calls: u64, per_call: f64, rejected: u64, failed: u64| {
+        let usec = (calls as f64 * per_call) as u64;
+        let _ = write!(
+            s,
+            "cmdstat_{name}:calls={calls},usec={usec},usec_per_call={per_call:.2},\
+             rejected_calls={rejected},failed_calls={failed}\r\n"
+        );
+    };
+    for (name, share, per_call) in own {
+        line(name, (served as f64 * share) as u64, per_call, 0, 0);
+    }
+    let total = uptime * 50 + 1000;
+    for (name, per_mille, per_call) in WORKLOAD {
+        let calls = total * per_mille / 1000 + 1;
+        line(name, calls, *per_call, calls / 5000, calls / 20000);
+    }
+}
+
+/// `# Errorstats`: the errors such a workload meets.
+fn error_stats(s: &mut String, uptime: u64) {
+    s.push_str("# Errorstats\r\n");
+    for (name, per_hour) in [
+        ("ERR", 30),
+        ("MOVED", 120),
+        ("ASK", 6),
+        ("WRONGTYPE", 3),
+        ("NOSCRIPT", 2),
+    ] {
+        let _ = write!(
+            s,
+            "errorstat_{name}:count={}\r\n",
+            uptime * per_hour / 3600 + 1
+        );
+    }
+}
+
+/// `# Latencystats`: p50, p99 and p99.9 of every command in [`WORKLOAD`].
+fn latency_stats(s: &mut String) {
+    s.push_str("# Latencystats\r\n");
+    for (name, _, per_call) in WORKLOAD {
+        let _ = write!(
+            s,
+            "latency_percentiles_usec_{name}:p50={:.3},p99={:.3},p99.9={:.3}\r\n",
+            per_call * 0.8,
+            per_call * 4.0,
+            per_call * 9.0
+        );
+    }
+}
+
 impl Cluster {
     /// A healthy cluster: the first `N / (R + 1)` nodes are masters with contiguous slot ranges
     /// covering all 16384 slots, the others replicas assigned round-robin; epochs as
@@ -1053,9 +1158,9 @@ impl Cluster {
                 );
             }
             "modules" => s.push_str("# Modules\r\n"),
-            "commandstats" => s.push_str("# Commandstats\r\n"),
-            "errorstats" => s.push_str("# Errorstats\r\n"),
-            "latencystats" => s.push_str("# Latencystats\r\n"),
+            "commandstats" => command_stats(s, c(&counters.commands), uptime),
+            "errorstats" => error_stats(s, uptime),
+            "latencystats" => latency_stats(s),
             "cluster" => s.push_str("# Cluster\r\ncluster_enabled:1\r\n"),
             "keyspace" => {
                 s.push_str("# Keyspace\r\n");
@@ -1175,6 +1280,28 @@ mod tests {
             write_rate: 1000,
             seed: 7,
         }
+    }
+
+    #[test]
+    fn info_all_lists_commands_errors_and_latencies_as_a_busy_node_does() {
+        let t0 = Instant::now();
+        let c = Cluster::new(settings(6, Duration::ZERO), t0, SystemTime::now()).expect("new");
+        let info = parse_info(&c.info(0, &["all".into()], t0, &NodeCounters::default()))
+            .expect("INFO all");
+        assert_eq!(
+            info.commands.len(),
+            3 + WORKLOAD.len(),
+            "the exporter's and the workload's"
+        );
+        assert!(info.commands.iter().any(|c| c.cmd == "client|setname"));
+        assert_eq!(info.latencies.len(), WORKLOAD.len());
+        assert!(info.errors.iter().any(|e| e.err == "MOVED"));
+        let default = parse_info(&c.info(0, &[], t0, &NodeCounters::default())).expect("INFO");
+        assert!(
+            default.commands.is_empty(),
+            "plain INFO has no commandstats"
+        );
+        assert!(!default.errors.is_empty(), "but errorstats, as Redis 7");
     }
 
     fn nodes_text(c: &Cluster, o: usize, now: Instant) -> String {
