@@ -424,8 +424,8 @@ fn the_capped_set_is_chosen_by_name_so_other_only_grows() {
     };
     let kept = |i: &Info| -> Vec<String> {
         redis_cluster_exporter::metrics::commands::capped_commands(i)
-            .into_iter()
-            .map(|c| c.cmd)
+            .iter()
+            .map(|c| c.cmd.clone())
             .collect()
     };
     let (quiet, busy) = (info_with(10.0), info_with(1e9));
@@ -436,7 +436,7 @@ fn the_capped_set_is_chosen_by_name_so_other_only_grows() {
     );
     let other = |i: &Info| {
         redis_cluster_exporter::metrics::commands::capped_commands(i)
-            .into_iter()
+            .iter()
             .find(|c| c.cmd == "other")
             .map(|c| c.calls)
     };

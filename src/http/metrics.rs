@@ -1,9 +1,9 @@
-//! `GET /metrics`: the latest poll's render in the format asked for, classic text or OpenMetrics
-//! (made by the first scrape of that format after the poll, shared by every later and concurrent
-//! one), gzipped when accepted.
+//! `GET /metrics`: the latest poll's render in the format asked for, classic text or OpenMetrics,
+//! gzipped when accepted (made by the first scrape of that format and encoding after the poll,
+//! shared by every later and concurrent one).
 
 use super::{Shared, accepts_gzip};
-use crate::metrics::Format;
+use crate::metrics::{Encoding, Format};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -25,14 +25,15 @@ fn format_asked(headers: &HeaderMap) -> Format {
 
 pub(super) async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     let format = format_asked(&headers);
-    let gzip = accepts_gzip(&headers);
+    let encoding = if accepts_gzip(&headers) {
+        Encoding::Gzip
+    } else {
+        Encoding::Plain
+    };
     // Nearly every scrape finds its body made: served at once.
-    let made = shared
-        .rendered_if_made(format)
-        .and_then(|r| r.body_if_made(gzip));
-    let body = match made {
+    let body = match shared.body_if_made(format, encoding) {
         Some(body) => body,
-        None => match make_body(&shared, format, gzip).await {
+        None => match make_body(&shared, format, encoding).await {
             Some(body) => body,
             None => {
                 return (StatusCode::INTERNAL_SERVER_ERROR, "render failed\n").into_response();
@@ -40,7 +41,7 @@ pub(super) async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMa
         },
     };
     let content_type = format.content_type();
-    if gzip {
+    if encoding == Encoding::Gzip {
         return (
             [
                 (header::CONTENT_TYPE, content_type),
@@ -55,10 +56,14 @@ pub(super) async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMa
 }
 
 /// Renders (and compresses) the body, which is CPU work (milliseconds at hundreds of nodes), off
-/// the async workers. Only the format asked for is rendered, and gzipped only when accepted.
-async fn make_body(shared: &Arc<Shared>, format: Format, gzip: bool) -> Option<bytes::Bytes> {
+/// the async workers. Only the format and encoding asked for are made.
+async fn make_body(
+    shared: &Arc<Shared>,
+    format: Format,
+    encoding: Encoding,
+) -> Option<bytes::Bytes> {
     let renderer = Arc::clone(shared);
-    tokio::task::spawn_blocking(move || renderer.rendered(format).body(gzip))
+    tokio::task::spawn_blocking(move || renderer.body(format, encoding))
         .await
         .ok()
 }

@@ -2,18 +2,23 @@
 //! made on first request and shared by every later one, its metrics render in each format asked
 //! for and its `/api/cluster` document. Nothing here waits on Redis.
 
-use crate::metrics::{ExporterMetrics, Format, Rendered, gzip, render_with_hint};
+use crate::metrics::{Encoding, ExporterMetrics, Format, gzip, render_with_hint};
 use crate::model::Snapshot;
 use bytes::Bytes;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
-/// The latest completed poll and, once a request asked for them, its render in each format
-/// (indexed by [`Format::index`]) and its overview.
+/// The latest completed poll and, once a request asked for them, its body in each format and
+/// encoding (indexed by [`slot`]) and its overview.
 struct Published {
     snapshot: Arc<Snapshot>,
-    rendered: [OnceLock<Arc<Rendered>>; 2],
+    bodies: [OnceLock<Bytes>; 4],
     overview: OnceLock<Arc<Overview>>,
+}
+
+/// The place of a format and encoding in per-body arrays.
+fn slot(format: Format, encoding: Encoding) -> usize {
+    format.index() * 2 + encoding.index()
 }
 
 /// The `/api/cluster` document of one poll, as JSON and (on first use) gzipped.
@@ -36,8 +41,9 @@ pub struct Shared {
     ready: AtomicBool,
     metrics: ExporterMetrics,
     cluster: String,
-    /// Length of the last render in each format: the next one's buffer is sized from it.
-    last_len: [AtomicUsize; 2],
+    /// Length of the last body in each format and encoding: the next one's buffer is sized
+    /// from it.
+    last_len: [AtomicUsize; 4],
 }
 
 impl Shared {
@@ -57,7 +63,7 @@ impl Shared {
     pub fn publish(&self, snapshot: Arc<Snapshot>) {
         let published = Some(Arc::new(Published {
             snapshot,
-            rendered: Default::default(),
+            bodies: Default::default(),
             overview: OnceLock::new(),
         }));
         match self.latest.write() {
@@ -74,33 +80,43 @@ impl Shared {
         }
     }
 
-    /// The render of the latest poll in `format`, made by the first caller asking for that
-    /// format after the poll and shared by every later (and concurrent) one: at most one render
-    /// per poll and format, none for a format nobody asks for. Before the first poll: an empty
-    /// render.
-    pub fn rendered(&self, format: Format) -> Arc<Rendered> {
+    /// The body of the latest poll in `format` and `encoding`, made by the first caller asking
+    /// for it after the poll and shared by every later (and concurrent) one: at most one render
+    /// per poll, format and encoding, none for one nobody asks for. A gzipped body is compressed
+    /// as it is rendered (the plain text never exists whole), or from the plain body if a scrape
+    /// of this poll already made that. Before the first poll: empty.
+    pub fn body(&self, format: Format, encoding: Encoding) -> Bytes {
         let Some(p) = self.latest() else {
-            return Arc::new(Rendered::default());
+            return Bytes::new();
         };
-        Arc::clone(p.rendered[format.index()].get_or_init(|| {
-            self.metrics.record_render();
-            let last_len = &self.last_len[format.index()];
-            let body = render_with_hint(
-                &p.snapshot,
-                &self.metrics,
-                &self.cluster,
-                format,
-                last_len.load(Ordering::Relaxed),
-            );
-            last_len.store(body.len(), Ordering::Relaxed);
-            Arc::new(Rendered::new(body))
-        }))
+        let plain = p.bodies[slot(format, Encoding::Plain)].get();
+        if let (Encoding::Gzip, Some(plain)) = (encoding, plain) {
+            return p.bodies[slot(format, encoding)]
+                .get_or_init(|| gzip(plain))
+                .clone();
+        }
+        p.bodies[slot(format, encoding)]
+            .get_or_init(|| {
+                self.metrics.record_render();
+                let last_len = &self.last_len[slot(format, encoding)];
+                let body = render_with_hint(
+                    &p.snapshot,
+                    &self.metrics,
+                    &self.cluster,
+                    format,
+                    encoding,
+                    last_len.load(Ordering::Relaxed),
+                );
+                last_len.store(body.len(), Ordering::Relaxed);
+                body
+            })
+            .clone()
     }
 
-    /// The render of the latest poll in `format` if a scrape already made it (no CPU work: the
-    /// handler serves it without a trip to the blocking pool).
-    pub fn rendered_if_made(&self, format: Format) -> Option<Arc<Rendered>> {
-        self.latest()?.rendered[format.index()].get().cloned()
+    /// [`Shared::body`] if a scrape of the latest poll already made it (no CPU work: the handler
+    /// serves it without a trip to the blocking pool).
+    pub fn body_if_made(&self, format: Format, encoding: Encoding) -> Option<Bytes> {
+        self.latest()?.bodies[slot(format, encoding)].get().cloned()
     }
 
     /// The `/api/cluster` document of the latest poll, built by the first caller after that
@@ -133,8 +149,8 @@ mod tests {
     }
 
     /// The render count the body itself reports (counted before the render is made).
-    fn renders_in(r: &Rendered) -> String {
-        let body = std::str::from_utf8(&r.plain).unwrap_or("");
+    fn renders_in(body: &[u8]) -> String {
+        let body = std::str::from_utf8(body).unwrap_or("");
         body.lines()
             .find(|l| l.starts_with("redis_exporter_metrics_renders_total{"))
             .and_then(|l| l.rsplit_once(' '))
@@ -142,31 +158,56 @@ mod tests {
             .unwrap_or_default()
     }
 
+    fn gunzip(body: &[u8]) -> Vec<u8> {
+        use std::io::Read;
+        let mut out = Vec::new();
+        let read = flate2::read::GzDecoder::new(body).read_to_end(&mut out);
+        assert!(read.is_ok(), "a gzip stream");
+        out
+    }
+
     #[test]
-    fn one_render_per_poll_and_format_and_only_for_formats_asked_for() {
+    fn one_render_per_poll_format_and_encoding_and_only_for_those_asked_for() {
         let shared = Shared::new(ExporterMetrics::default(), "c");
+        let body = |f, e| shared.body(f, e);
         assert!(
-            shared.rendered(Format::Text).plain.is_empty(),
+            body(Format::Text, Encoding::Plain).is_empty(),
             "no poll yet"
         );
         publish_empty(&shared);
-        let text = shared.rendered(Format::Text);
+        let text = body(Format::Text, Encoding::Plain);
         assert_eq!(renders_in(&text), "1", "the other format was not rendered");
-        assert!(Arc::ptr_eq(&text, &shared.rendered(Format::Text)), "shared");
-        let om = shared.rendered(Format::OpenMetrics);
+        let again = body(Format::Text, Encoding::Plain);
+        assert_eq!(text.as_ptr(), again.as_ptr(), "shared");
+        let om = body(Format::OpenMetrics, Encoding::Plain);
         assert_eq!(renders_in(&om), "2");
-        assert!(om.plain.ends_with(b"# EOF\n"));
-        assert!(Arc::ptr_eq(&om, &shared.rendered(Format::OpenMetrics)));
-        assert_eq!(text.gzipped(), shared.rendered(Format::Text).gzipped());
-        publish_empty(&shared);
+        assert!(om.ends_with(b"# EOF\n"));
+        let text_gz = body(Format::Text, Encoding::Gzip);
         assert_eq!(
-            renders_in(&shared.rendered(Format::Text)),
+            gunzip(&text_gz),
+            text,
+            "compressed from the plain body, not rendered again"
+        );
+        publish_empty(&shared);
+        let gz = body(Format::OpenMetrics, Encoding::Gzip);
+        let unzipped = gunzip(&gz);
+        assert_eq!(
+            renders_in(&unzipped),
             "3",
-            "a new poll"
+            "a new poll, rendered into the compressor"
+        );
+        assert!(unzipped.ends_with(b"# EOF\n"));
+        let made = shared.body_if_made(Format::OpenMetrics, Encoding::Gzip);
+        assert_eq!(made.map(|b| b.as_ptr()), Some(gz.as_ptr()), "shared");
+        assert!(
+            shared
+                .body_if_made(Format::OpenMetrics, Encoding::Plain)
+                .is_none(),
+            "the plain body of this poll was not made"
         );
         assert_eq!(
-            shared.last_len[Format::Text.index()].load(Ordering::Relaxed),
-            shared.rendered(Format::Text).plain.len(),
+            shared.last_len[slot(Format::OpenMetrics, Encoding::Gzip)].load(Ordering::Relaxed),
+            gz.len(),
             "the next render's size hint"
         );
     }

@@ -5,7 +5,9 @@
 //! `other`.
 
 use super::{Collector, Context, Families, Kind, Labels, OptRow};
-use crate::parse::info::{CommandStat, ErrorStat, Info};
+use crate::parse::info::{CommandStat, ErrorStat, Info, LatencyStat};
+use std::borrow::Cow;
+use std::collections::HashMap;
 
 /// Most `cmd` label values per node (the first by name; the rest summed as `other`).
 pub const MAX_COMMANDS: usize = 256;
@@ -28,9 +30,9 @@ fn capped<T: Clone>(
     max: usize,
     name: fn(&T) -> &str,
     merge: fn(&str, &[&T]) -> T,
-) -> Vec<T> {
+) -> Cow<'_, [T]> {
     if items.len() <= max {
-        return items.to_vec();
+        return Cow::Borrowed(items);
     }
     let mut sorted: Vec<&T> = items.iter().collect();
     sorted.sort_by(|a, b| name(a).cmp(name(b)));
@@ -39,14 +41,16 @@ fn capped<T: Clone>(
     let keep = max.saturating_sub(1).min(sorted.len());
     let (kept, rest) = sorted.split_at(keep);
     let rest: Vec<&T> = rest.iter().copied().chain(real_other).collect();
-    kept.iter()
-        .map(|t| (*t).clone())
-        .chain([merge(OTHER, &rest)])
-        .collect()
+    Cow::Owned(
+        kept.iter()
+            .map(|t| (*t).clone())
+            .chain([merge(OTHER, &rest)])
+            .collect(),
+    )
 }
 
 /// The commands of one node, at most [`MAX_COMMANDS`] (see [`capped`]).
-pub fn capped_commands(info: &Info) -> Vec<CommandStat> {
+pub fn capped_commands(info: &Info) -> Cow<'_, [CommandStat]> {
     capped(
         &info.commands,
         MAX_COMMANDS,
@@ -65,7 +69,7 @@ pub fn capped_commands(info: &Info) -> Vec<CommandStat> {
 }
 
 /// The error prefixes of one node, at most [`MAX_ERRORS`] (see [`capped`]).
-pub fn capped_errors(info: &Info) -> Vec<ErrorStat> {
+pub fn capped_errors(info: &Info) -> Cow<'_, [ErrorStat]> {
     capped(
         &info.errors,
         MAX_ERRORS,
@@ -101,13 +105,13 @@ const PER_COMMAND: &[OptRow<CommandStat>] = &[
     ),
 ];
 
-fn cmd_labels(a: &str, cmd: &str) -> Labels {
-    vec![("addr", a.to_string()), ("cmd", cmd.to_string())]
+fn cmd_labels<'a>(a: &'a str, cmd: &'a str) -> Labels<'a> {
+    vec![("addr", Cow::Borrowed(a)), ("cmd", Cow::Borrowed(cmd))]
 }
 
 impl Collector for Commands {
     fn collect(&self, cx: &Context<'_>, out: &mut Families) {
-        let per_node: Vec<(&str, &Info, Vec<CommandStat>)> = cx
+        let per_node: Vec<(&str, &Info, Cow<'_, [CommandStat]>)> = cx
             .answered()
             .filter_map(|(a, d)| {
                 let i = d.stats_info()?;
@@ -124,35 +128,51 @@ impl Collector for Commands {
                 }),
             );
         }
-        let mut summary = Vec::new();
-        for (a, info, cmds) in &per_node {
-            for l in &info.latencies {
-                let Some(c) = cmds.iter().find(|c| c.cmd == l.cmd) else {
-                    continue;
-                };
-                for (q, v) in &l.percentiles {
-                    let mut labels = cmd_labels(a, &l.cmd);
-                    labels.push(("quantile", q.clone()));
-                    summary.push(("", labels, *v));
-                }
-                summary.push(("_sum", cmd_labels(a, &l.cmd), c.usec));
-                summary.push(("_count", cmd_labels(a, &l.cmd), c.calls));
-            }
-        }
+        // Each latencystats entry with the commandstats entry of its command (both lists are
+        // short per node, but a lookup by name per entry would be quadratic in them).
+        let latencies: Vec<(&str, &LatencyStat, &CommandStat)> = per_node
+            .iter()
+            .flat_map(|(a, info, cmds)| {
+                let by_cmd: HashMap<&str, &CommandStat> =
+                    cmds.iter().map(|c| (c.cmd.as_str(), c)).collect();
+                info.latencies
+                    .iter()
+                    .filter_map(move |l| Some((*a, l, *by_cmd.get(l.cmd.as_str())?)))
+            })
+            .collect();
         out.add_raw(
             "redis_latency_percentiles_usec",
             "Latency percentiles per command in microseconds (latencystats); sum and count from commandstats",
             Kind::Summary,
-            summary,
+            || {
+                latencies.iter().flat_map(|(a, l, c)| {
+                    let quantiles = l.percentiles.iter().map(|(q, v)| {
+                        let mut labels = cmd_labels(a, &l.cmd);
+                        labels.push(("quantile", Cow::Borrowed(q.as_str())));
+                        ("", labels, *v)
+                    });
+                    quantiles.chain([
+                        ("_sum", cmd_labels(a, &l.cmd), c.usec),
+                        ("_count", cmd_labels(a, &l.cmd), c.calls),
+                    ])
+                })
+            },
         );
         out.counter(
             "redis_errors_total",
             "Error replies per error prefix (errorstats)",
             per_node.iter().flat_map(|(a, info, _)| {
-                capped_errors(info).into_iter().map(move |e| {
-                    let labels: Labels = vec![("addr", a.to_string()), ("err", e.err)];
-                    (labels, e.count)
-                })
+                let errors = capped_errors(info);
+                let labels = |e: &ErrorStat| -> Labels<'_> {
+                    vec![
+                        ("addr", Cow::Borrowed(*a)),
+                        ("err", Cow::Owned(e.err.clone())),
+                    ]
+                };
+                errors
+                    .iter()
+                    .map(|e| (labels(e), e.count))
+                    .collect::<Vec<_>>()
             }),
         );
         let slowlogs: Vec<_> = cx
@@ -173,7 +193,10 @@ impl Collector for Commands {
                     .as_deref()
                     .map_or(&[][..], |s| s.latency_spikes.as_slice());
                 for e in events {
-                    let labels: Labels = vec![("addr", a.to_string()), ("event_name", e.0.clone())];
+                    let labels: Labels = vec![
+                        ("addr", Cow::Borrowed(a)),
+                        ("event_name", Cow::Borrowed(e.0.as_str())),
+                    ];
                     samples.push((labels, f(e)));
                 }
             }

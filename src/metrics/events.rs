@@ -2,7 +2,7 @@
 //! so `increase()` sees the first one), the failover duration histogram and the time of the
 //! last failover. They accumulate as events are stored.
 
-use super::{Collector, Context, Families, Labels};
+use super::{Collector, Context, Families, FamilyLabels};
 use crate::events::kind::EventKind;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -20,10 +20,10 @@ const TRIGGERS: [&str; 4] = ["automatic", "manual", "force", "takeover"];
 /// The event counters and the failover histogram.
 #[derive(Clone)]
 pub struct EventMetrics {
-    failovers: Family<Labels, Counter>,
+    failovers: Family<FamilyLabels, Counter>,
     failover_duration: Histogram,
-    last_failover: Family<Labels, GaugeF>,
-    events: Family<Labels, Counter>,
+    last_failover: Family<FamilyLabels, GaugeF>,
+    events: Family<FamilyLabels, Counter>,
 }
 
 impl Default for EventMetrics {
@@ -72,7 +72,9 @@ impl EventMetrics {
             let secs = t
                 .duration_since(UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64());
-            self.last_failover.get_or_create(&Labels::new()).set(secs);
+            self.last_failover
+                .get_or_create(&FamilyLabels::new())
+                .set(secs);
         }
     }
 }

@@ -4,7 +4,7 @@
 //! duration, the time of the last round, the build).
 
 use super::events::EventMetrics;
-use super::{Collector, Context, Families, Labels, addr};
+use super::{Collector, Context, Families, FamilyLabels, Labels, addr};
 use crate::model::Snapshot;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -17,7 +17,7 @@ use std::time::UNIX_EPOCH;
 #[derive(Clone)]
 pub struct ExporterMetrics {
     poll_duration: Histogram,
-    node_poll_errors: Family<Labels, Counter>,
+    node_poll_errors: Family<FamilyLabels, Counter>,
     renders: Counter,
     /// Failover and event counters.
     pub events: EventMetrics,

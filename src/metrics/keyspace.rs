@@ -3,6 +3,7 @@
 
 use super::{Collector, Context, Families, Labels, Row};
 use crate::parse::info::DbKeys;
+use std::borrow::Cow;
 
 /// The keyspace collector.
 pub struct Keyspace;
@@ -28,7 +29,10 @@ impl Collector for Keyspace {
             let samples = cx.answered().flat_map(|(a, d)| {
                 let dbs = d.stats_info().map_or(&[][..], |i| i.keyspace.as_slice());
                 dbs.iter().map(move |k| {
-                    let labels: Labels = vec![("addr", a.to_string()), ("db", k.db.clone())];
+                    let labels: Labels = vec![
+                        ("addr", Cow::Borrowed(a)),
+                        ("db", Cow::Borrowed(k.db.as_str())),
+                    ];
                     (labels, f(k))
                 })
             });

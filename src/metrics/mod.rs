@@ -3,8 +3,8 @@
 //! ([`table::INFO_METRICS`]); the encoder ([`encode`]) writes classic text or OpenMetrics.
 //! The exporter's accumulating metrics (poll histogram, error and event counters) live in
 //! [`ExporterMetrics`] and are encoded by `prometheus-client`. The HTTP layer calls
-//! [`render_with_hint`] on the first scrape of a format after a poll; later scrapes of that
-//! format and poll share its bytes.
+//! [`render_with_hint`] on the first scrape of a format and [`Encoding`] after a poll; later
+//! scrapes of that format, encoding and poll share its bytes.
 
 pub mod cluster;
 pub mod commands;
@@ -24,6 +24,9 @@ pub mod topology;
 
 use crate::model::{NodeData, NodeObservation, Snapshot};
 pub use encode::{Families, Kind, Labels};
+
+/// Label set of a `prometheus-client` family (owned: it lives as long as the family).
+pub type FamilyLabels = Vec<(&'static str, String)>;
 pub use exporter::ExporterMetrics;
 use prometheus_client::encoding::text::encode as encode_registry;
 use prometheus_client::registry::Registry;
@@ -54,7 +57,7 @@ impl<'a> Context<'a> {
     }
 
     /// One series per answering node for which `f` gives a value.
-    pub fn per_node(&self, f: impl Fn(&NodeData) -> Option<f64>) -> Vec<(Labels, f64)> {
+    pub fn per_node(&self, f: impl Fn(&NodeData) -> Option<f64>) -> Vec<(Labels<'a>, f64)> {
         self.answered()
             .filter_map(|(a, d)| Some((addr(a), f(d)?)))
             .collect()
@@ -94,8 +97,8 @@ pub const COLLECTORS: &[&dyn Collector] = &[
 ];
 
 /// The `addr` label alone.
-pub fn addr(a: &str) -> Labels {
-    vec![("addr", a.to_string())]
+pub fn addr(a: &str) -> Labels<'_> {
+    vec![("addr", Cow::Borrowed(a))]
 }
 
 /// 1 for true, 0 for false.
@@ -151,44 +154,21 @@ impl Format {
     }
 }
 
-/// One snapshot rendered in one format, and its gzipped copy once asked for.
-#[derive(Debug, Default)]
-pub struct Rendered {
-    /// The body as rendered.
-    pub plain: bytes::Bytes,
-    /// The gzipped copy, made by the first scrape that asks for one and shared by the rest.
-    gzipped: std::sync::OnceLock<bytes::Bytes>,
+/// How a body is sent: as rendered, or gzipped (which Prometheus always accepts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    /// The text itself.
+    Plain,
+    /// Gzipped, compressed as it is rendered.
+    Gzip,
 }
 
-impl Rendered {
-    /// A render not yet gzipped.
-    pub fn new(plain: bytes::Bytes) -> Self {
-        Rendered {
-            plain,
-            gzipped: std::sync::OnceLock::new(),
-        }
-    }
-
-    /// The gzipped body (compressed once, on first use).
-    pub fn gzipped(&self) -> bytes::Bytes {
-        self.gzipped.get_or_init(|| gzip(&self.plain)).clone()
-    }
-
-    /// The body to send: gzipped (compressed on first use) or plain.
-    pub fn body(&self, gzip: bool) -> bytes::Bytes {
-        if gzip {
-            self.gzipped()
-        } else {
-            self.plain.clone()
-        }
-    }
-
-    /// [`Rendered::body`] if nothing is left to compute: plain, or gzipped by an earlier scrape.
-    pub fn body_if_made(&self, gzip: bool) -> Option<bytes::Bytes> {
-        if gzip {
-            self.gzipped.get().cloned()
-        } else {
-            Some(self.plain.clone())
+impl Encoding {
+    /// 0 or 1: this encoding's place in per-encoding arrays.
+    pub fn index(self) -> usize {
+        match self {
+            Encoding::Plain => 0,
+            Encoding::Gzip => 1,
         }
     }
 }
@@ -212,18 +192,20 @@ pub fn render(
     cluster: &str,
     format: Format,
 ) -> bytes::Bytes {
-    render_with_hint(snapshot, persistent, cluster, format, 0)
+    render_with_hint(snapshot, persistent, cluster, format, Encoding::Plain, 0)
 }
 
-/// [`render`] into one buffer sized from `last_len`, the length of the previous render in this
-/// format (0: none yet, guessed from the number of nodes), with room to grow a little: a
-/// multi-megabyte body is written once, not copied at every doubling of its buffer. Each family
-/// is encoded as its collector adds it; no sample is kept beyond its family.
+/// [`render`] in `encoding`, into one buffer sized from `last_len`, the length of the previous
+/// render in this format and encoding (0: none yet, guessed from the number of nodes), with room
+/// to grow a little: a multi-megabyte body is written once, not copied at every doubling of its
+/// buffer. Each family is encoded as its collector adds it; no sample is kept beyond its family.
+/// Gzipped, the text is compressed as it is written, so the plain body never exists whole.
 pub fn render_with_hint(
     snapshot: &Snapshot,
     persistent: &ExporterMetrics,
     cluster: &str,
     format: Format,
+    encoding: Encoding,
     last_len: usize,
 ) -> bytes::Bytes {
     let cx = Context {
@@ -238,20 +220,29 @@ pub fn render_with_hint(
         c.register(&cx, &mut registry);
     }
     let capacity = match last_len {
-        0 => 64 * 1024 + 12 * 1024 * snapshot.observations.len(),
+        0 => (64 + 12 * snapshot.observations.len()) * 1024 / (1 + 9 * encoding.index()),
         n => n + n / 8 + 4096,
     };
-    let mut out = String::with_capacity(capacity);
-    encode_registry_into(&registry, format, &mut out);
-    let mut families = Families::new(format, cluster, out);
+    let trailer = match format {
+        Format::OpenMetrics => "# EOF\n",
+        Format::Text => "",
+    };
+    let mut families = match encoding {
+        Encoding::Plain => {
+            let mut out = String::with_capacity(capacity);
+            encode_registry_into(&registry, format, &mut out);
+            Families::new(format, cluster, out)
+        }
+        Encoding::Gzip => {
+            let mut out = String::with_capacity(384 * 1024);
+            encode_registry_into(&registry, format, &mut out);
+            Families::gzipped(format, cluster, out, capacity)
+        }
+    };
     for c in COLLECTORS {
         c.collect(&cx, &mut families);
     }
-    let mut out = families.finish();
-    if format == Format::OpenMetrics {
-        out.push_str("# EOF\n");
-    }
-    out.into()
+    families.finish(trailer)
 }
 
 /// Appends the registry's metrics to `out` in `format` (in OpenMetrics without the `# EOF`,

@@ -5,6 +5,7 @@
 use super::table::Area;
 use super::{Collector, Context, Families, OptRow, addr, bool_value, collect_area};
 use crate::model::ConfigValues;
+use std::borrow::Cow;
 use std::time::UNIX_EPOCH;
 
 /// The node state collector.
@@ -54,16 +55,19 @@ impl Collector for Node {
                 let s = d.stats_info()?;
                 Some((
                     vec![
-                        ("addr", a.to_string()),
-                        ("maxmemory_policy", s.maxmemory_policy.clone()),
-                        ("os", s.os.clone()),
-                        ("process_id", s.process_id.clone()),
-                        ("redis_build_id", s.redis_build_id.clone()),
-                        ("redis_mode", s.redis_mode.clone()),
-                        ("redis_version", s.redis_version.clone()),
-                        ("role", d.info.role.clone()),
-                        ("run_id", s.run_id.clone()),
-                        ("tcp_port", s.tcp_port.clone()),
+                        ("addr", Cow::Borrowed(a)),
+                        (
+                            "maxmemory_policy",
+                            Cow::Borrowed(s.maxmemory_policy.as_str()),
+                        ),
+                        ("os", Cow::Borrowed(s.os.as_str())),
+                        ("process_id", Cow::Borrowed(s.process_id.as_str())),
+                        ("redis_build_id", Cow::Borrowed(s.redis_build_id.as_str())),
+                        ("redis_mode", Cow::Borrowed(s.redis_mode.as_str())),
+                        ("redis_version", Cow::Borrowed(s.redis_version.as_str())),
+                        ("role", Cow::Borrowed(d.info.role.as_str())),
+                        ("run_id", Cow::Borrowed(s.run_id.as_str())),
+                        ("tcp_port", Cow::Borrowed(s.tcp_port.as_str())),
                     ],
                     1.0,
                 ))

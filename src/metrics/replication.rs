@@ -7,27 +7,31 @@ use super::table::Area;
 use super::{Collector, Context, Families, Labels, OptRow, Row, bool_value, collect_area};
 use crate::model::{NodeData, replication_lags};
 use crate::parse::info::{ConnectedReplica, Info};
+use std::borrow::Cow;
 
 /// The replication collector.
 pub struct Replication;
 
-fn master_labels(a: &str, i: &Info) -> Labels {
+fn master_labels<'a>(a: &'a str, i: &'a Info) -> Labels<'a> {
     vec![
-        ("addr", a.to_string()),
-        ("master_host", i.master_host.clone().unwrap_or_default()),
+        ("addr", Cow::Borrowed(a)),
+        (
+            "master_host",
+            Cow::Borrowed(i.master_host.as_deref().unwrap_or_default()),
+        ),
         (
             "master_port",
-            i.master_port.map(|p| p.to_string()).unwrap_or_default(),
+            Cow::Owned(i.master_port.map(|p| p.to_string()).unwrap_or_default()),
         ),
     ]
 }
 
-fn slave_labels(a: &str, r: &ConnectedReplica) -> Labels {
+fn slave_labels<'a>(a: &'a str, r: &'a ConnectedReplica) -> Labels<'a> {
     vec![
-        ("addr", a.to_string()),
-        ("slave_ip", r.ip.clone()),
-        ("slave_port", r.port.to_string()),
-        ("slave_state", r.state.clone()),
+        ("addr", Cow::Borrowed(a)),
+        ("slave_ip", Cow::Borrowed(r.ip.as_str())),
+        ("slave_port", Cow::Owned(r.port.to_string())),
+        ("slave_state", Cow::Borrowed(r.state.as_str())),
     ]
 }
 
@@ -91,7 +95,7 @@ impl Collector for Replication {
             replicas().map(|(a, d): (&str, &NodeData)| {
                 let mut labels = master_labels(a, &d.info);
                 let ro = d.info.slave_read_only.clone().unwrap_or_default();
-                labels.push(("read_only", ro));
+                labels.push(("read_only", Cow::Owned(ro)));
                 (labels, 1.0)
             }),
         );
@@ -113,8 +117,12 @@ impl Collector for Replication {
         out.gauge(
             "redis_replication_lag_bytes",
             "Master's replication offset minus the replica's, both from the same poll",
-            lags.into_iter()
-                .map(|(r, m, lag)| (vec![("addr", r), ("master_addr", m)], lag as f64)),
+            lags.into_iter().map(|(r, m, lag)| {
+                (
+                    vec![("addr", Cow::Owned(r)), ("master_addr", Cow::Owned(m))],
+                    lag as f64,
+                )
+            }),
         );
     }
 }

@@ -3,8 +3,9 @@
 //! memory are spread over the slot-owning masters. The math is in small pure functions over the
 //! view so it can be tested on hand-built views.
 
-use super::{Collector, Context, Families, Labels, addr};
+use super::{Collector, Context, Families, Labels};
 use crate::model::{ClusterView, Role, Snapshot, ViewNode};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// The topology-risk collector.
@@ -104,14 +105,14 @@ impl Collector for Risk {
             "Replicas of the slot-owning master that are on the master's own host (losing that host loses them together)",
             colocated_replicas(view)
                 .into_iter()
-                .map(|(a, n)| (addr(&a), n as f64)),
+                .map(|(a, n)| (vec![("addr", Cow::Owned(a))], n as f64)),
         );
         out.gauge(
             "redis_cluster_host_masters",
             "Slot-owning masters per host (host = addr without the port)",
             host_masters(view)
                 .into_iter()
-                .map(|(h, n)| (vec![("host", h)], n as f64)),
+                .map(|(h, n)| (vec![("host", Cow::Owned(h))], n as f64)),
         );
         let one = |v: Option<f64>| v.map(|v| (Labels::new(), v));
         out.gauge(

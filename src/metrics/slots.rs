@@ -7,6 +7,7 @@
 use super::{Collector, Context, Families, Kind, Labels};
 use crate::model::NodeData;
 use crate::parse::slot_stats::{MAX_HOT_SLOTS, SlotMetric};
+use std::borrow::Cow;
 
 /// The hot-slots collector.
 pub struct HotSlots;
@@ -58,8 +59,10 @@ impl Collector for HotSlots {
                     top.iter()
                         .take(usize::from(MAX_HOT_SLOTS))
                         .map(move |(slot, v)| {
-                            let labels: Labels =
-                                vec![("addr", a.to_string()), ("slot", slot.to_string())];
+                            let labels: Labels = vec![
+                                ("addr", Cow::Borrowed(a)),
+                                ("slot", Cow::Owned(slot.to_string())),
+                            ];
                             (labels, *v as f64)
                         })
                 });

@@ -3,8 +3,9 @@
 //! cluster-wide counts (members by role, masters without a replica, consistency, uncovered
 //! slots).
 
-use super::{Collector, Context, Families, Labels, addr, bool_value};
+use super::{Collector, Context, Families, Labels, bool_value};
 use crate::model::{Role, ViewNode};
+use std::borrow::Cow;
 
 /// The topology collector.
 pub struct Topology;
@@ -13,8 +14,11 @@ fn node_addr(n: &ViewNode) -> String {
     n.addr.clone().unwrap_or_default()
 }
 
-fn with_state(n: &ViewNode, state: &str) -> Labels {
-    vec![("addr", node_addr(n)), ("state", state.to_string())]
+fn with_state<'a>(n: &'a ViewNode, state: &'a str) -> Labels<'a> {
+    vec![
+        ("addr", Cow::Owned(node_addr(n))),
+        ("state", Cow::Borrowed(state)),
+    ]
 }
 
 impl Collector for Topology {
@@ -26,10 +30,13 @@ impl Collector for Topology {
             view.nodes.values().map(|n| {
                 (
                     vec![
-                        ("addr", node_addr(n)),
-                        ("node_id", n.id.clone()),
-                        ("role", n.role.as_str().to_string()),
-                        ("master_id", n.master_id.clone().unwrap_or_default()),
+                        ("addr", Cow::Owned(node_addr(n))),
+                        ("node_id", Cow::Borrowed(n.id.as_str())),
+                        ("role", Cow::Borrowed(n.role.as_str())),
+                        (
+                            "master_id",
+                            Cow::Borrowed(n.master_id.as_deref().unwrap_or_default()),
+                        ),
                     ],
                     1.0,
                 )
@@ -46,9 +53,12 @@ impl Collector for Topology {
         out.gauge(
             "redis_cluster_node_slots",
             "Slots the member owns in the cluster-wide slot map",
-            addressed
-                .iter()
-                .map(|n| (addr(&node_addr(n)), f64::from(n.slot_count()))),
+            addressed.iter().map(|n| {
+                (
+                    vec![("addr", Cow::Owned(node_addr(n)))],
+                    f64::from(n.slot_count()),
+                )
+            }),
         );
         out.gauge(
             "redis_cluster_node_failure_reports",
@@ -63,9 +73,12 @@ impl Collector for Topology {
         out.gauge(
             "redis_cluster_node_config_epoch",
             "Config epoch of the member",
-            addressed
-                .iter()
-                .map(|n| (addr(&node_addr(n)), n.config_epoch as f64)),
+            addressed.iter().map(|n| {
+                (
+                    vec![("addr", Cow::Owned(node_addr(n)))],
+                    n.config_epoch as f64,
+                )
+            }),
         );
         out.gauge(
             "redis_cluster_open_slots",
@@ -82,7 +95,7 @@ impl Collector for Topology {
             "redis_cluster_nodes",
             "Cluster members by role",
             [Role::Master, Role::Replica]
-                .map(|r| (vec![("role", r.as_str().to_string())], count_role(r))),
+                .map(|r| (vec![("role", Cow::Borrowed(r.as_str()))], count_role(r))),
         );
         out.gauge(
             "redis_cluster_masters_without_replica",
