@@ -7,6 +7,8 @@
 #          N = $SCALE_NODES nodes, poll 1 s, node timeout 1 s: CPU seconds per poll round, peak RSS,
 #          reply bytes read per round, mean poll-round wall time, /metrics size, render and GET
 #          time, wakeups per round; CPU per node-poll shows where growth is not linear.
+#          Every GET of /metrics by this script asks for gzip (curl --compressed), as Prometheus
+#          does; metrics_B is the body's size once unzipped.
 #          Each N runs in mode "full" (CLUSTER NODES from every node every round) and, when the
 #          exporter has --full-topology-max-nodes, "adaptive" (its default).
 # compare  one real 6-node cluster (redis-server + redis-cli --cluster create on free loopback
@@ -121,8 +123,10 @@ threads() { ls /proc/"$1"/task 2>/dev/null | wc -l; }
 delta() { awk -v a="$1" -v b="$2" 'BEGIN {d = b - a; printf "%.6f", d < 0 ? 0 : d}'; }
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
 # First sample value of metric $2 at URL $1 (classic text).
-metric() { curl -sf "$1" | awk -v n="$2" '!done && ($1 == n || index($1, n "{") == 1) {print $2; done = 1}'; }
-up_count() { curl -sf "$1" | grep -c '^redis_up{.*} 1\(\.0\)\?$' || true; }
+# Every GET of /metrics asks for gzip, as Prometheus does (curl --compressed), so the exporter
+# makes the bodies Prometheus would make it make.
+metric() { curl -sf --compressed "$1" | awk -v n="$2" '!done && ($1 == n || index($1, n "{") == 1) {print $2; done = 1}'; }
+up_count() { curl -sf --compressed "$1" | grep -c '^redis_up{.*} 1\(\.0\)\?$' || true; }
 fmt() { awk -v v="$1" -v f="$2" 'BEGIN {printf f, v}'; }
 
 wait_for() { # seconds, description, command...
@@ -193,8 +197,8 @@ all_up() { [ "$(up_count "$1/metrics")" -ge "$2" ]; }
 # Median and p90 of curl GET times (ms) of URL over $2 sequential requests; prints "bytes p50".
 get_timing() {
   local url=$1 n=$2 bytes times
-  bytes=$(curl -s -o /dev/null -w '%{size_download}' "$url")
-  times=$(for _ in $(seq "$n"); do curl -s -o /dev/null -w '%{time_total}\n' "$url"; done | sort -n)
+  bytes=$(curl -s --compressed "$url" | wc -c)
+  times=$(for _ in $(seq "$n"); do curl -s --compressed -o /dev/null -w '%{time_total}\n' "$url"; done | sort -n)
   echo "$bytes $(echo "$times" | awk '{a[NR] = $1 * 1000} END {printf "%.2f", a[int((NR + 1) / 2)]}')"
 }
 
@@ -204,7 +208,7 @@ render_timing() {
   local url=$1 n=$2
   for _ in $(seq "$n"); do
     sleep 1.2
-    curl -s -o /dev/null -w '%{time_total}\n' "$url"
+    curl -s --compressed -o /dev/null -w '%{time_total}\n' "$url"
   done | sort -n | awk '{a[NR] = $1 * 1000} END {printf "%.2f", a[int((NR + 1) / 2)]}'
 }
 
@@ -366,7 +370,7 @@ redis_totals() {
 scrape_loop_ours() { # url, count file
   local n=0
   while :; do
-    curl -s -o /dev/null "$1" && n=$((n + 1))
+    curl -s --compressed -o /dev/null "$1" && n=$((n + 1))
     echo "$n" >"$2"
     sleep 1
   done
@@ -376,7 +380,7 @@ scrape_loop_theirs() { # base url, count file
   local n=0 p
   while :; do
     for p in "${REDIS_PORTS[@]}"; do
-      curl -s -o /dev/null "$1/scrape?target=redis://127.0.0.1:$p" &
+      curl -s --compressed -o /dev/null "$1/scrape?target=redis://127.0.0.1:$p" &
     done
     wait
     n=$((n + ${#REDIS_PORTS[@]}))
@@ -469,7 +473,7 @@ scrape_each_second() { # count file, urls...
   shift
   t0=$(now_s)
   while :; do
-    for u in "$@"; do curl -s -o /dev/null "$u" & done
+    for u in "$@"; do curl -s --compressed -o /dev/null "$u" & done
     wait
     n=$((n + 1))
     echo "$n" >"$f"
