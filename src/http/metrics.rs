@@ -30,8 +30,8 @@ pub(super) async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMa
     } else {
         Encoding::Plain
     };
-    // Nearly every scrape finds its body made: served at once.
-    let body = match shared.body_if_made(format, encoding) {
+    // Nearly every scrape finds its body made, or being made by another scrape: served at once.
+    let body = match shared.body_ready(format, encoding) {
         Some(body) => body,
         None => match make_body(&shared, format, encoding).await {
             Some(body) => body,

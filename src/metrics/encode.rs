@@ -62,10 +62,10 @@ impl Families {
         }
     }
 
-    /// Like [`Families::new`], but the output is gzipped as it is written (fast compression)
-    /// into a buffer of `capacity` bytes to start with.
+    /// Like [`Families::new`], but the output is gzipped as it is written (at
+    /// [`super::GZIP_LEVEL`]) into a buffer of `capacity` bytes to start with.
     pub fn gzipped(format: Format, cluster: &str, out: String, capacity: usize) -> Self {
-        let gzip = GzEncoder::new(Vec::with_capacity(capacity), flate2::Compression::fast());
+        let gzip = GzEncoder::new(Vec::with_capacity(capacity), super::GZIP_LEVEL);
         Families {
             gzip: Some(gzip),
             ..Families::new(format, cluster, out)
