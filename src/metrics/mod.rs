@@ -173,13 +173,16 @@ impl Encoding {
     }
 }
 
-/// A gzipped copy of a body (fast compression: a scrape-sized body in a few milliseconds).
+/// The gzip level of every body. Measured with the zlib-rs backend on the 4.5 MB body of 100
+/// simulated nodes: level 1 gives 397 KB in 5.4 ms, level 2 306 KB in 6.2 ms, level 4 259 KB in
+/// 10.5 ms, level 6 235 KB in 25 ms. Level 2 is nearly as cheap as 1 and a quarter smaller,
+/// which is what a body sent to every scraper is worth.
+pub const GZIP_LEVEL: flate2::Compression = flate2::Compression::new(2);
+
+/// A gzipped copy of a body ([`GZIP_LEVEL`]: a scrape-sized body in a few milliseconds).
 pub fn gzip(plain: &[u8]) -> bytes::Bytes {
     use std::io::Write;
-    let mut gz = flate2::write::GzEncoder::new(
-        Vec::with_capacity(plain.len() / 8),
-        flate2::Compression::fast(),
-    );
+    let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(plain.len() / 8), GZIP_LEVEL);
     // Writing into a Vec cannot fail.
     let _ = gz.write_all(plain);
     gz.finish().unwrap_or_default().into()
