@@ -286,7 +286,7 @@ scale() {
   say " bytes/rnd: RESP reply bytes the simulator sent per round; round_s: mean wall time of a"
   say " poll round (redis_exporter_poll_duration_seconds); rss_MB: exporter VmHWM;"
   say " cpu_us/node: cpu_ms/rnd per node, flat where growth is linear; metrics_B: /metrics body"
-  say " size; render_ms: median of 5 GETs each the first after a new poll (it renders, no gzip);"
+  say " size; render_ms: median of 5 GETs each the first after a new poll (it renders and gzips);"
   say " get_ms: median of 21 sequential GETs after the window, mostly served from a render;"
   say " wake/rnd: times the exporter's threads were scheduled in per round, from schedstat; a"
   say " thread that exits in the window takes its count along, '-' when that made it negative)"
