@@ -1,6 +1,6 @@
 //! The state the poll loop publishes and the HTTP handlers read: the latest completed poll and,
-//! made on first request and shared by every later one, its metrics render in each format asked
-//! for and its `/api/cluster` document. Nothing here waits on Redis.
+//! made on first request and shared by every later one, its metrics body in each format and
+//! encoding asked for and its `/api/cluster` document. Nothing here waits on Redis.
 
 use crate::metrics::{Encoding, ExporterMetrics, Format, gzip, render_with_hint};
 use crate::model::Snapshot;
@@ -75,7 +75,7 @@ impl Shared {
             Some(old) => std::array::from_fn(|i| old.bodies[i].get().cloned()),
             None => Default::default(),
         };
-        *guard = Some(Arc::new(Published {
+        let old = guard.replace(Arc::new(Published {
             snapshot,
             bodies: Default::default(),
             previous,
@@ -83,6 +83,8 @@ impl Shared {
             overview: OnceLock::new(),
         }));
         drop(guard);
+        // The old poll (a snapshot of every node) is freed after readers are let in again.
+        drop(old);
         self.ready.store(true, Ordering::Release);
     }
 

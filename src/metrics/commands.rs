@@ -144,17 +144,21 @@ impl Collector for Commands {
             "redis_latency_percentiles_usec",
             "Latency percentiles per command in microseconds (latencystats); sum and count from commandstats",
             Kind::Summary,
-            || {
-                latencies.iter().flat_map(|(a, l, c)| {
-                    let quantiles = l.percentiles.iter().map(|(q, v)| {
+            |part| {
+                // Labels are only made for the part asked for.
+                let wanted = move |p: &str| part.is_none_or(|w| w == p);
+                latencies.iter().flat_map(move |(a, l, c)| {
+                    let quantiles = l.percentiles.iter().filter(move |_| wanted(""));
+                    let quantiles = quantiles.map(|(q, v)| {
                         let mut labels = cmd_labels(a, &l.cmd);
                         labels.push(("quantile", Cow::Borrowed(q.as_str())));
                         ("", labels, *v)
                     });
-                    quantiles.chain([
-                        ("_sum", cmd_labels(a, &l.cmd), c.usec),
-                        ("_count", cmd_labels(a, &l.cmd), c.calls),
-                    ])
+                    let totals = [("_sum", c.usec), ("_count", c.calls)].into_iter();
+                    let totals = totals
+                        .filter(move |(p, _)| wanted(p))
+                        .map(|(p, v)| (p, cmd_labels(a, &l.cmd), v));
+                    quantiles.chain(totals)
                 })
             },
         );

@@ -10,8 +10,9 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 
 /// With a gzip sink, the text buffer is handed to the compressor whenever a sample leaves it at
-/// least this long (one family can be 20 MB: latency percentiles at 1000 nodes): a render being gzipped holds its compressed output and this much text, never
-/// the whole plain body (45 MB at 1000 nodes with full telemetry).
+/// least this long (checked per sample: one family, the latency percentiles, is 20 MB at 1000
+/// nodes). A render being gzipped so holds its compressed output and this much text, never the
+/// whole plain body (45 MB at 1000 nodes with full telemetry).
 const SPILL_AT: usize = 256 * 1024;
 
 /// Label set of one series (the `cluster` label is added by the encoder). Values are borrowed
@@ -127,18 +128,18 @@ impl Families {
 
     /// A family whose samples carry name suffixes (summaries). In OpenMetrics a summary's
     /// quantiles, `_sum` and `_count` are written as three families (see [`Kind::Summary`]), so
-    /// `samples` may be called once per part: it makes the samples afresh each time, and none is
-    /// kept once written.
+    /// `samples` is called once per part, with the suffix of that part (`None`: every sample):
+    /// it makes those samples afresh each time, and none is kept once written.
     pub fn add_raw<'a, I>(
         &mut self,
         name: impl Into<Cow<'static, str>>,
         help: &'static str,
         kind: Kind,
-        samples: impl Fn() -> I,
+        samples: impl Fn(Option<&'static str>) -> I,
     ) where
         I: Iterator<Item = (&'static str, Labels<'a>, f64)>,
     {
-        if samples().next().is_none() {
+        if samples(None).next().is_none() {
             return;
         }
         let name = self.note(name.into(), kind);
@@ -147,8 +148,9 @@ impl Families {
             _ => &[""],
         };
         for part in parts {
-            let mut of_part = samples()
-                .filter(|s| parts.len() == 1 || s.0 == *part)
+            let only = (parts.len() > 1).then_some(*part);
+            let mut of_part = samples(only)
+                .filter(|s| only.is_none_or(|p| s.0 == p))
                 .peekable();
             if of_part.peek().is_none() {
                 continue;
@@ -301,7 +303,7 @@ mod tests {
         );
         f.add("redis_y", "Y", Kind::CounterNoTotal, [(Labels::new(), 0.5)]);
         f.gauge("redis_empty", "never shown", []);
-        f.add_raw("redis_s", "S", Kind::Summary, || {
+        f.add_raw("redis_s", "S", Kind::Summary, |_| {
             [
                 ("", vec![("quantile", Cow::Borrowed("99.9"))], 7.0),
                 ("_sum", Labels::new(), 9.0),
