@@ -46,7 +46,8 @@ impl ExporterMetrics {
         self.events.set_last_failover(rfc3339);
     }
 
-    /// Accounts one render of `/metrics` (at most one per poll and format, and only when scraped).
+    /// Accounts one render of `/metrics` (at most one per poll, format and encoding, and only
+    /// when scraped).
     pub fn record_render(&self) {
         self.renders.inc();
     }
@@ -91,7 +92,7 @@ impl Collector for Exporter {
         );
         reg.register(
             "redis_exporter_metrics_renders",
-            "Renders of /metrics: at most one per poll and format, made by the first scrape of that format after it",
+            "Renders of /metrics: at most one per poll, format and encoding, made by the first scrape asking for them after it",
             m.renders.clone(),
         );
         reg.register(
