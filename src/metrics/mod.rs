@@ -24,14 +24,14 @@ pub mod topology;
 
 use crate::model::{NodeData, NodeObservation, Snapshot};
 pub use encode::{Families, Kind, Labels};
-
-/// Label set of a `prometheus-client` family (owned: it lives as long as the family).
-pub type FamilyLabels = Vec<(&'static str, String)>;
 pub use exporter::ExporterMetrics;
 use prometheus_client::encoding::text::encode as encode_registry;
 use prometheus_client::registry::Registry;
 use std::borrow::Cow;
 use table::{Area, INFO_METRICS};
+
+/// Label set of a `prometheus-client` family (owned: it lives as long as the family).
+pub type FamilyLabels = Vec<(&'static str, String)>;
 
 /// Content type of the classic text format.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -222,9 +222,12 @@ pub fn render_with_hint(
     for c in COLLECTORS {
         c.register(&cx, &mut registry);
     }
-    let capacity = match last_len {
-        0 => (64 + 12 * snapshot.observations.len()) * 1024 / (1 + 9 * encoding.index()),
-        n => n + n / 8 + 4096,
+    // A first guess of 12 KB of text per node, a tenth of that once gzipped.
+    let guess = (64 + 12 * snapshot.observations.len()) * 1024;
+    let capacity = match (last_len, encoding) {
+        (0, Encoding::Plain) => guess,
+        (0, Encoding::Gzip) => guess / 10,
+        (n, _) => n + n / 8 + 4096,
     };
     let trailer = match format {
         Format::OpenMetrics => "# EOF\n",
