@@ -162,21 +162,21 @@ impl Collector for Commands {
                 })
             },
         );
+        let errors: Vec<(&str, Cow<'_, [ErrorStat]>)> = per_node
+            .iter()
+            .map(|(a, info, _)| (*a, capped_errors(info)))
+            .collect();
         out.counter(
             "redis_errors_total",
             "Error replies per error prefix (errorstats)",
-            per_node.iter().flat_map(|(a, info, _)| {
-                let errors = capped_errors(info);
-                let labels = |e: &ErrorStat| -> Labels<'_> {
-                    vec![
+            errors.iter().flat_map(|(a, errors)| {
+                errors.iter().map(|e| {
+                    let labels: Labels = vec![
                         ("addr", Cow::Borrowed(*a)),
-                        ("err", Cow::Owned(e.err.clone())),
-                    ]
-                };
-                errors
-                    .iter()
-                    .map(|e| (labels(e), e.count))
-                    .collect::<Vec<_>>()
+                        ("err", Cow::Borrowed(e.err.as_str())),
+                    ];
+                    (labels, e.count)
+                })
             }),
         );
         let slowlogs: Vec<_> = cx

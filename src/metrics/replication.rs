@@ -94,8 +94,8 @@ impl Collector for Replication {
             "Replica's master and read-only setting, as redis_exporter labels them",
             replicas().map(|(a, d): (&str, &NodeData)| {
                 let mut labels = master_labels(a, &d.info);
-                let ro = d.info.slave_read_only.clone().unwrap_or_default();
-                labels.push(("read_only", Cow::Owned(ro)));
+                let ro = d.info.slave_read_only.as_deref().unwrap_or_default();
+                labels.push(("read_only", Cow::Borrowed(ro)));
                 (labels, 1.0)
             }),
         );

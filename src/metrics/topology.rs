@@ -3,20 +3,20 @@
 //! cluster-wide counts (members by role, masters without a replica, consistency, uncovered
 //! slots).
 
-use super::{Collector, Context, Families, Labels, bool_value};
+use super::{Collector, Context, Families, Labels, addr, bool_value};
 use crate::model::{Role, ViewNode};
 use std::borrow::Cow;
 
 /// The topology collector.
 pub struct Topology;
 
-fn node_addr(n: &ViewNode) -> String {
-    n.addr.clone().unwrap_or_default()
+fn node_addr(n: &ViewNode) -> &str {
+    n.addr.as_deref().unwrap_or_default()
 }
 
 fn with_state<'a>(n: &'a ViewNode, state: &'a str) -> Labels<'a> {
     vec![
-        ("addr", Cow::Owned(node_addr(n))),
+        ("addr", Cow::Borrowed(node_addr(n))),
         ("state", Cow::Borrowed(state)),
     ]
 }
@@ -30,7 +30,7 @@ impl Collector for Topology {
             view.nodes.values().map(|n| {
                 (
                     vec![
-                        ("addr", Cow::Owned(node_addr(n))),
+                        ("addr", Cow::Borrowed(node_addr(n))),
                         ("node_id", Cow::Borrowed(n.id.as_str())),
                         ("role", Cow::Borrowed(n.role.as_str())),
                         (
@@ -53,12 +53,9 @@ impl Collector for Topology {
         out.gauge(
             "redis_cluster_node_slots",
             "Slots the member owns in the cluster-wide slot map",
-            addressed.iter().map(|n| {
-                (
-                    vec![("addr", Cow::Owned(node_addr(n)))],
-                    f64::from(n.slot_count()),
-                )
-            }),
+            addressed
+                .iter()
+                .map(|n| (addr(node_addr(n)), f64::from(n.slot_count()))),
         );
         out.gauge(
             "redis_cluster_node_failure_reports",
@@ -73,12 +70,9 @@ impl Collector for Topology {
         out.gauge(
             "redis_cluster_node_config_epoch",
             "Config epoch of the member",
-            addressed.iter().map(|n| {
-                (
-                    vec![("addr", Cow::Owned(node_addr(n)))],
-                    n.config_epoch as f64,
-                )
-            }),
+            addressed
+                .iter()
+                .map(|n| (addr(node_addr(n)), n.config_epoch as f64)),
         );
         out.gauge(
             "redis_cluster_open_slots",
