@@ -392,6 +392,15 @@ scrape_loop_theirs() { # base url, count file
   done
 }
 
+# One row of the compare table: label, node-polls (or node-scrapes), CPU s, Redis usec, conns,
+# VmHWM kB.
+compare_row() {
+  COMPARE_ROWS+=("$(printf '%-26s %10s %10s %12s %12s %9s %8s' "$1" "$2" \
+    "$(fmt "$3" %.3f)" "$(awk -v c="$3" -v n="$2" 'BEGIN {printf "%.1f", c / n * 1e6}')" \
+    "$(awk -v u="$4" -v n="$2" 'BEGIN {printf "%.1f", u / n}')" "$5" \
+    "$(awk -v k="$6" 'BEGIN {printf "%.1f", k / 1024}')")")
+}
+
 # One window of this exporter on the 6-node cluster, /metrics scraped every $2 s: appends a
 # row and sets OURS_CPU_LAST, OURS_REDIS_LAST (per node-poll) and OURS_CMDS_LAST.
 compare_ours() { # dir, scrape interval
@@ -410,10 +419,7 @@ compare_ours() { # dir, scrape interval
   stop "$EXP_PID"
   read -r usec conns polls cmds < <(redis_totals)
   cpu=$(delta 0 "$c1")
-  COMPARE_ROWS+=("$(printf '%-26s %10s %10s %12s %12s %9s %8s' "ours, scrape ${every}s" "$polls" \
-    "$(fmt "$cpu" %.3f)" "$(awk -v c="$cpu" -v n="$polls" 'BEGIN {printf "%.1f", c / n * 1e6}')" \
-    "$(awk -v u="$usec" -v n="$polls" 'BEGIN {printf "%.1f", u / n}')" "$conns" \
-    "$(awk -v k="$hwm" 'BEGIN {printf "%.1f", k / 1024}')")")
+  compare_row "ours, scrape ${every}s" "$polls" "$cpu" "$usec" "$conns" "$hwm"
   OURS_CMDS_LAST=$cmds
   OURS_CPU_LAST=$(awk -v c="$cpu" -v n="$polls" 'BEGIN {print c / n}')
   OURS_REDIS_LAST=$(awk -v u="$usec" -v n="$polls" 'BEGIN {print u / n}')
@@ -424,7 +430,7 @@ compare() {
   [ -x "$REDIS_EXPORTER" ] || die "$REDIS_EXPORTER not found (apt-get install prometheus-redis-exporter)"
   log "starting a 6-node redis-server cluster"
   [ ${#REDIS_PORTS[@]} -gt 0 ] || start_real_cluster
-  local dir="$TMP/compare" c0 c1 loop tot usec conns polls cmds cpu
+  local dir="$TMP/compare" c0 c1 loop usec conns cmds cpu hwm
   mkdir -p "$dir"
 
   compare_ours "$dir" 1
@@ -450,10 +456,7 @@ compare() {
   local scrapes
   scrapes=$(cat "$dir/theirs.count")
   cpu=$(delta "$c0" "$c1")
-  COMPARE_ROWS+=("$(printf '%-26s %10s %10s %12s %12s %9s %8s' prometheus-redis-exporter "$scrapes" \
-    "$(fmt "$cpu" %.3f)" "$(awk -v c="$cpu" -v n="$scrapes" 'BEGIN {printf "%.1f", c / n * 1e6}')" \
-    "$(awk -v u="$usec" -v n="$scrapes" 'BEGIN {printf "%.1f", u / n}')" "$conns" \
-    "$(awk -v k="$hwm" 'BEGIN {printf "%.1f", k / 1024}')")")
+  compare_row prometheus-redis-exporter "$scrapes" "$cpu" "$usec" "$conns" "$hwm"
   THEIRS_CMDS=$cmds
   local theirs_cpu_per theirs_redis_per
   theirs_cpu_per=$(awk -v c="$cpu" -v n="$scrapes" 'BEGIN {print c / n}')
