@@ -656,16 +656,17 @@ impl NodeConnection {
     }
 }
 
-/// Connects when needed and polls, all within `timeout`. The telemetry tier is asked for when
-/// `ask.stats`; CLUSTER NODES with the others when `ask.nodes`, else only when `nodes_needed`
-/// says so after seeing CLUSTER INFO (a second round trip, on topology changes only). On any failure the connection is dropped so
-/// the next poll starts clean.
-pub async fn poll_with_timeout(
+/// Connects when needed and polls. The telemetry tier is asked for when `ask.stats`; CLUSTER
+/// NODES with the others when `ask.nodes`, else only when `nodes_needed` says so after seeing
+/// CLUSTER INFO (a second round trip, on topology changes only). On any failure the connection
+/// is dropped so the next poll starts clean. The caller bounds the time: the poller runs a whole
+/// round under one timer (see `poller::until_deadline`), and calls [`timed_out`] for a node cut
+/// off by it.
+pub async fn poll_node(
     slot: &mut Option<NodeConnection>,
     host: &str,
     port: u16,
     opts: &ConnectOptions,
-    timeout: Duration,
     ask: Ask,
     nodes_needed: impl FnOnce(&str) -> bool,
 ) -> Result<RawReplies, ClientError> {
@@ -682,18 +683,22 @@ pub async fn poll_with_timeout(
         }
         Ok(raw)
     };
-    let result = match tokio::time::timeout(timeout, work).await {
-        Ok(r) => r,
-        Err(_) => Err(failure(
-            ErrorKind::Timeout,
-            format!(
-                "no complete reply within {}",
-                humantime::format_duration(timeout)
-            ),
-        )),
-    };
+    let result = work.await;
     if result.is_err() {
         *slot = None;
     }
     result
+}
+
+/// The failure of a node whose poll did not complete within `timeout`; its connection, left in
+/// the middle of a reply, is dropped.
+pub fn timed_out(slot: &mut Option<NodeConnection>, timeout: Duration) -> ClientError {
+    *slot = None;
+    failure(
+        ErrorKind::Timeout,
+        format!(
+            "no complete reply within {}",
+            humantime::format_duration(timeout)
+        ),
+    )
 }

@@ -3,8 +3,7 @@
 //! replies into a [`Snapshot`].
 
 use crate::client::{
-    Ask, ClientError, ConnectOptions, ErrorKind, NodeConnection, RawReplies, RawStats,
-    poll_with_timeout,
+    self, Ask, ClientError, ConnectOptions, ErrorKind, NodeConnection, RawReplies, RawStats,
 };
 use crate::config::Seed;
 use crate::model::{
@@ -15,12 +14,16 @@ use crate::parse::cluster_info::ClusterInfo;
 use crate::parse::slot_stats::{SlotMetric, SlotStats};
 use crate::parse::{ParseError, cluster_info, info};
 use crate::topology::{Fnv, FnvMap, FnvSet, Topology};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
 use std::hash::Hasher;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
 /// Most members a CLUSTER NODES reply may list. Redis Cluster is designed for about 1000 nodes;
@@ -547,7 +550,7 @@ impl Poller {
         .max(1) as u64;
         let time = SystemTime::now();
         let round = self.round;
-        let futures = self
+        let plans: Vec<(bool, bool)> = self
             .nodes
             .iter_mut()
             .filter(|(addr, _)| addrs.contains(*addr))
@@ -561,14 +564,39 @@ impl Poller {
                 if turn_due {
                     state.stats_deferred = false;
                 }
-                poll_node(addr, state, settings, (with_nodes, with_stats), time, round)
-            });
-        futures::future::join_all(futures).await
+                (with_nodes, with_stats)
+            })
+            .collect();
+        let started = Instant::now();
+        let futures = self
+            .nodes
+            .iter_mut()
+            .filter(|(addr, _)| addrs.contains(*addr))
+            .zip(&plans)
+            .map(|((addr, state), &plan)| poll_node(addr, state, settings, plan, time, round));
+        let done = until_deadline(futures, settings.node_timeout).await;
+        // The map is unchanged since the plans were made: the same nodes in the same order.
+        self.nodes
+            .iter_mut()
+            .filter(|(addr, _)| addrs.contains(*addr))
+            .zip(plans)
+            .zip(done)
+            .map(|(((addr, state), (_, with_stats)), observation)| {
+                observation.unwrap_or_else(|| {
+                    let f = failure_of(&client::timed_out(&mut state.conn, settings.node_timeout));
+                    settle(addr, state, settings, with_stats, Err(f), started)
+                })
+            })
+            .collect()
     }
 
     fn learn(&mut self, snapshot: &Snapshot) {
+        // Sets and maps are rebuilt only when what they hold changed: no allocation per node and
+        // round in a steady cluster.
         for (addr, obs) in &snapshot.observations {
-            if let Some(id) = obs.node_id() {
+            if let Some(id) = obs.node_id()
+                && self.seed_ids.get(addr).map(String::as_str) != Some(id)
+            {
                 self.seed_ids.insert(addr.clone(), id.to_string());
             }
         }
@@ -579,10 +607,26 @@ impl Poller {
                 .values()
                 .any(|n| !n.pfail_reporters.is_empty() || !n.fail_reporters.is_empty());
         if snapshot.view.nodes.values().any(|n| n.reachable) {
-            self.known = snapshot.view.addrs();
-            let ids: IdSet = snapshot.view.nodes.keys().cloned().collect();
-            self.rescan = ids != self.known_ids;
-            self.known_ids = ids;
+            let view = &snapshot.view;
+            let addrs: BTreeSet<&str> = view
+                .nodes
+                .values()
+                .filter_map(|n| n.addr.as_deref())
+                .collect();
+            if !self
+                .known
+                .iter()
+                .map(String::as_str)
+                .eq(addrs.iter().copied())
+            {
+                self.known = view.addrs();
+            }
+            let same_ids = self.known_ids.len() == view.nodes.len()
+                && view.nodes.keys().all(|id| self.known_ids.contains(id));
+            self.rescan = !same_ids;
+            if !same_ids {
+                self.known_ids = view.nodes.keys().cloned().collect();
+            }
         }
         // A node waiting out its reconnect backoff after it went away (refused, broken,
         // silent, loading) that the cluster reports back (a restarted process) is polled next
@@ -660,6 +704,39 @@ fn may_own_slots(state: &NodeState) -> bool {
     }
 }
 
+/// Runs `futures` concurrently until every one is done or `timeout` has passed, under one timer
+/// for all of them: a timer per node would cost a wakeup of the poller's own thread per node and
+/// round (each new timer earlier than any pending one unparks the runtime's driver). Returns each
+/// future's output in order, `None` for one the deadline cut off (dropped unfinished).
+async fn until_deadline<F: Future>(
+    futures: impl IntoIterator<Item = F>,
+    timeout: Duration,
+) -> Vec<Option<F::Output>> {
+    let mut running: FuturesUnordered<_> = futures
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| async move { (i, f.await) })
+        .collect();
+    let mut done: Vec<Option<F::Output>> = std::iter::repeat_with(|| None)
+        .take(running.len())
+        .collect();
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    std::future::poll_fn(|cx| {
+        while let Poll::Ready(Some((i, output))) = running.poll_next_unpin(cx) {
+            if let Some(slot) = done.get_mut(i) {
+                *slot = Some(output);
+            }
+        }
+        if running.is_empty() {
+            return Poll::Ready(());
+        }
+        deadline.as_mut().poll(cx)
+    })
+    .await;
+    done
+}
+
 async fn poll_node(
     addr: &str,
     state: &mut NodeState,
@@ -687,12 +764,11 @@ async fn poll_node(
     let with_nodes = with_nodes || cached_stamp.is_none();
     let hot_slots = settings.hot_slots.filter(|_| may_own_slots(state));
     let mut parsed_info = None;
-    let result = poll_with_timeout(
+    let result = client::poll_node(
         &mut state.conn,
         &state.host,
         state.port,
         &settings.connect,
-        settings.node_timeout,
         Ask {
             nodes: with_nodes,
             stats: with_stats,
@@ -712,6 +788,19 @@ async fn poll_node(
     .await
     .map_err(|e| failure_of(&e))
     .and_then(|raw| parse_replies(&raw, parsed_info.take(), state, time, round));
+    settle(addr, state, settings, with_stats, result, started)
+}
+
+/// The bookkeeping after a node's poll, whether it answered, failed or was cut off by the round's
+/// deadline: telemetry problems logged when they change, reconnect backoff after a failure.
+fn settle(
+    addr: &str,
+    state: &mut NodeState,
+    settings: &PollerSettings,
+    with_stats: bool,
+    result: Result<NodeData, PollFailure>,
+    started: Instant,
+) -> NodeObservation {
     match &result {
         Ok(data) => {
             if with_stats {
@@ -759,5 +848,41 @@ async fn poll_node(
         addr: addr.to_string(),
         result,
         duration: started.elapsed(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every node future runs under the round's one deadline: those done by then keep their
+    /// output, in order, and one still waiting is cut off there (not after its own time).
+    #[tokio::test]
+    async fn a_round_keeps_what_finished_by_its_deadline_and_cuts_off_the_rest() {
+        let wait = |ms: u64, v: u32| async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            v
+        };
+        let started = Instant::now();
+        let done = until_deadline(
+            [wait(0, 1), wait(3_600_000, 2), wait(20, 3)],
+            Duration::from_millis(300),
+        )
+        .await;
+        assert_eq!(done, [Some(1), None, Some(3)]);
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_secs(5),
+            "{took:?}"
+        );
+        let all_done = until_deadline([wait(10, 4), wait(0, 5)], Duration::from_secs(3600));
+        assert_eq!(
+            all_done.await,
+            [Some(4), Some(5)],
+            "no wait for the deadline"
+        );
+        let none: Vec<Option<u32>> =
+            until_deadline(Vec::<std::future::Ready<u32>>::new(), Duration::ZERO).await;
+        assert!(none.is_empty());
     }
 }
