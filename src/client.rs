@@ -1,10 +1,11 @@
 //! IO to one Redis node: a byte-bounded connection, the one pipelined poll round trip (CLUSTER
 //! INFO, CLUSTER NODES, INFO replication; plus INFO all, CONFIG GET, LATENCY LATEST, SLOWLOG and
 //! CLUSTER SLOT-STATS when the slower telemetry tier is due) over a RESP connection of its own
-//! (the replies are read into one buffer per connection, framed by `parse::resp`, decoded by
-//! redis-rs' value parser), and the classification of what went wrong.
+//! (the replies are read into one buffer per connection, framed by `parse::resp`; a bulk string
+//! is taken as it is, anything else decoded by redis-rs' value parser), and the classification
+//! of what went wrong.
 
-use crate::parse::resp::frame_len;
+use crate::parse::resp::{bulk_payload, frame_len};
 use crate::parse::slot_stats::{SlotMetric, SlotStats, parse_slot_stats};
 use bytes::BufMut;
 use redis::Value;
@@ -76,16 +77,22 @@ struct Pipeline {
 
 impl Pipeline {
     fn cmd(&mut self, args: &[&str]) -> &mut Self {
-        self.bytes
-            .extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+        self.header(b'*', args.len());
         for a in args {
-            self.bytes
-                .extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            self.header(b'$', a.len());
             self.bytes.extend_from_slice(a.as_bytes());
             self.bytes.extend_from_slice(b"\r\n");
         }
         self.count += 1;
         self
+    }
+
+    /// `<kind><n>\r\n`, written in place (no formatted string per argument).
+    fn header(&mut self, kind: u8, n: usize) {
+        use std::io::Write;
+        self.bytes.push(kind);
+        // Writing to a Vec cannot fail.
+        let _ = write!(self.bytes, "{n}\r\n");
     }
 }
 
@@ -449,8 +456,13 @@ impl NodeConnection {
                 self.fill().await?;
                 continue;
             };
-            let value =
-                redis::parse_redis_value(rest.get(..len).unwrap_or_default()).map_err(not_resp)?;
+            let frame = rest.get(..len).unwrap_or_default();
+            // A bulk string (the shape of nearly every reply) is taken as it is; anything else
+            // goes through redis-rs' decoder.
+            let value = match bulk_payload(frame) {
+                Some(payload) => Value::BulkString(payload.to_vec()),
+                None => redis::parse_redis_value(frame).map_err(not_resp)?,
+            };
             pos += len;
             if !matches!(value, Value::Push { .. }) {
                 values.push(value);
@@ -500,7 +512,10 @@ impl NodeConnection {
         let hot = ask.hot_slots.filter(|_| with_stats).unwrap_or(0);
         let slot_metrics = self.slot_metrics(hot);
         self.remaining = max_reply_bytes;
-        let mut pipe = Pipeline::default();
+        let mut pipe = Pipeline {
+            bytes: Vec::with_capacity(256),
+            count: 0,
+        };
         pipe.cmd(&["CLUSTER", "INFO"]);
         if with_nodes {
             pipe.cmd(&["CLUSTER", "NODES"]);

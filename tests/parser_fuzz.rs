@@ -26,7 +26,7 @@ use redis_cluster_exporter::parse::cluster_nodes::{
     ClusterNodes, NodeLine, SLOT_COUNT, parse_cluster_nodes,
 };
 use redis_cluster_exporter::parse::info::parse_info;
-use redis_cluster_exporter::parse::resp::frame_len;
+use redis_cluster_exporter::parse::resp::{bulk_payload, frame_len};
 use redis_cluster_exporter::parse::slot_stats::{MAX_HOT_SLOTS, parse_slot_stats};
 
 const NODES_FIXTURES: &[&str] = &[
@@ -630,6 +630,26 @@ proptest! {
             prop_assert_eq!(frame_len(&bytes[..cut]), Ok(None));
         }
         prop_assert!(redis::parse_redis_value(&bytes[..len]).is_ok());
+    }
+
+    /// The client's bulk-string shortcut decodes exactly what redis-rs decodes, and takes nothing
+    /// redis-rs would decode as another type.
+    #[test]
+    fn a_bulk_payload_is_what_redis_rs_decodes(
+        v in prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..300).prop_map(Value::BulkString),
+            resp_value(),
+        ],
+    ) {
+        let mut bytes = Vec::new();
+        encode_resp(&v, &mut bytes);
+        match bulk_payload(&bytes) {
+            Some(payload) => prop_assert_eq!(
+                redis::parse_redis_value(&bytes).ok(),
+                Some(Value::BulkString(payload.to_vec()))
+            ),
+            None => prop_assert!(!matches!(v, Value::BulkString(_))),
+        }
     }
 
     /// Arbitrary text built from the characters that matter to the parsers.

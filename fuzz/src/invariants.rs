@@ -10,7 +10,7 @@ use redis_cluster_exporter::parse::cluster_nodes::{
     ClusterNodes, NodeLine, SLOT_COUNT, parse_cluster_nodes,
 };
 use redis_cluster_exporter::parse::info::{Info, parse_info};
-use redis_cluster_exporter::parse::resp::frame_len;
+use redis_cluster_exporter::parse::resp::{bulk_payload, frame_len};
 use redis_cluster_exporter::parse::slot_stats::{SlotMetric, SlotStats};
 
 /// Lines as the parsers see them (`str::lines`: split on `\n`, one trailing `\r` dropped).
@@ -320,6 +320,12 @@ pub fn check_resp_frame(bytes: &[u8]) -> Option<usize> {
     );
     let frame = &bytes[..len];
     assert_eq!(frame_len(frame), Ok(Some(len)), "the frame alone");
+    if let Some(payload) = bulk_payload(frame) {
+        let mut encoded = format!("${}\r\n", payload.len()).into_bytes();
+        encoded.extend_from_slice(payload);
+        encoded.extend_from_slice(b"\r\n");
+        assert_eq!(encoded, frame, "a bulk payload is the frame's, whole");
+    }
     for cut in [len - 1, len / 2] {
         assert_eq!(
             frame_len(&frame[..cut]),

@@ -32,6 +32,19 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, FrameError> {
     frame_at(buf, 0, 0)
 }
 
+/// The payload of `frame` when it is one complete, non-null bulk string (`$<len>\r\n...\r\n`),
+/// the shape of nearly every reply the exporter reads (CLUSTER INFO, CLUSTER NODES, INFO): the
+/// client takes those bytes as they are instead of running a general decoder over them. `None`
+/// for any other frame, and for bytes that are not exactly one complete bulk string.
+pub fn bulk_payload(frame: &[u8]) -> Option<&[u8]> {
+    let rest = frame.strip_prefix(b"$")?;
+    let header_end = line_end(rest, 0)?;
+    let n = length(rest.get(..header_end)?).ok()??;
+    let payload = rest.get(header_end + 2..)?;
+    let (body, tail) = payload.split_at_checked(n)?;
+    (tail == b"\r\n").then_some(body)
+}
+
 /// The end of the frame starting at `pos`, nested `depth` deep.
 fn frame_at(buf: &[u8], pos: usize, depth: usize) -> Result<Option<usize>, FrameError> {
     if depth > MAX_DEPTH {
@@ -137,6 +150,37 @@ mod tests {
         assert_eq!(frame_len(b"%1\r\n+a\r\n:1\r\n"), Ok(Some(12)));
         assert_eq!(frame_len(b"$1073741824\r\n"), Ok(None));
         assert_eq!(frame_len(b"*1000000000\r\n"), Ok(None));
+    }
+
+    #[test]
+    fn a_bulk_strings_payload_is_taken_as_it_is_and_nothing_else_is() {
+        assert_eq!(bulk_payload(b"$3\r\nabc\r\n"), Some(&b"abc"[..]));
+        assert_eq!(bulk_payload(b"$0\r\n\r\n"), Some(&b""[..]));
+        let info = b"$28\r\n# Replication\r\nrole:master\r\n\r\n";
+        assert_eq!(
+            bulk_payload(info),
+            Some(&b"# Replication\r\nrole:master\r\n"[..])
+        );
+        for other in [
+            &b"$-1\r\n"[..],
+            b"+OK\r\n",
+            b"-ERR no\r\n",
+            b":1\r\n",
+            b"*1\r\n$1\r\na\r\n",
+            b"$3\r\nab\r\n",
+            b"$3\r\nabcd\r\n",
+            b"$3\r\nabc\r\n+x\r\n",
+            b"$x\r\nabc\r\n",
+            b"$3\r\nabc",
+            b"",
+        ] {
+            assert_eq!(
+                bulk_payload(other),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(other)
+            );
+        }
     }
 
     #[test]
