@@ -249,6 +249,29 @@ fn tracked(n: &ViewNode, health: Health) -> TrackedNode {
     }
 }
 
+/// Brings a tracked node's topology fields up to date with `n` (what [`tracked`] would record),
+/// keeping its announced health and episodes; a field is copied only when it changed.
+fn refresh(t: &mut TrackedNode, n: &ViewNode) {
+    if t.addr != n.addr {
+        t.addr.clone_from(&n.addr);
+    }
+    if t.role != n.role.as_str() {
+        t.role = n.role.as_str().to_string();
+    }
+    if t.master_id != n.master_id {
+        t.master_id.clone_from(&n.master_id);
+    }
+    t.config_epoch = n.config_epoch;
+    if !t
+        .slots
+        .iter()
+        .copied()
+        .eq(n.slots.iter().map(|r| (r.start, r.end)))
+    {
+        t.slots = n.slots.iter().map(|r| (r.start, r.end)).collect();
+    }
+}
+
 fn current_health(n: &ViewNode) -> Health {
     if !n.fail_reporters.is_empty() {
         Health::Fail
@@ -306,18 +329,18 @@ impl Detector {
         self.cluster_state(snap, &mut events);
         self.conflicts(snap, &mut events);
 
-        // Record the new topology, keeping announced health.
-        let old = std::mem::take(&mut self.topology.nodes);
+        // Record the new topology, keeping announced health and episodes; a node's record is
+        // updated in place (no allocation per node and round when nothing changed).
+        let mut old = std::mem::take(&mut self.topology.nodes);
         self.topology.nodes = view
             .nodes
             .values()
-            .map(|n| {
-                let prev = old.get(&n.id);
-                let mut t = tracked(n, prev.map_or(Health::Ok, |t| t.health));
-                if let Some(p) = prev {
-                    (t.episodes, t.episodes_epoch) = (p.episodes, p.episodes_epoch);
+            .map(|n| match old.remove_entry(&n.id) {
+                Some((id, mut t)) => {
+                    refresh(&mut t, n);
+                    (id, t)
                 }
-                (n.id.clone(), t)
+                None => (n.id.clone(), tracked(n, Health::Ok)),
             })
             .collect();
         for n in view.nodes.values().filter(|n| n.role == Role::Master) {

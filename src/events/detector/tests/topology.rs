@@ -105,3 +105,48 @@ fn each_cluster_fail_episode_at_one_epoch_has_its_own_keys() {
         [format!("cluster_state/fail/{epoch}/3")]
     );
 }
+
+/// The topology the detector records, updated in place round after round, is what a fresh record
+/// of each node of the latest view says (roles, masters, epochs and slots moved in between).
+#[test]
+fn the_recorded_topology_is_the_latest_views_after_changes() {
+    let mut all = cluster();
+    let mut d = started(&all);
+    let w = World::default();
+    // d takes over a's slots at a newer epoch; a becomes d's replica.
+    for n in all.iter_mut() {
+        if n.id == id('d') {
+            (n.master_of, n.epoch, n.slots) = (None, 7, "0-5460".into());
+        } else if n.id == id('a') {
+            (n.master_of, n.slots) = (Some(id('d')), String::new());
+        }
+    }
+    for t in 1..4 {
+        let s = snap(t, &all, &w);
+        d.observe(&s);
+        assert_eq!(d.topology.nodes.len(), s.view.nodes.len());
+        for n in s.view.nodes.values() {
+            let recorded = d.topology.nodes.get(&n.id).expect("every node recorded");
+            let fresh = tracked(n, recorded.health);
+            assert_eq!(
+                (&recorded.addr, &recorded.role, &recorded.master_id),
+                (&fresh.addr, &fresh.role, &fresh.master_id)
+            );
+            assert_eq!(
+                (recorded.config_epoch, &recorded.slots),
+                (fresh.config_epoch, &fresh.slots)
+            );
+        }
+    }
+    let a = d.topology.nodes.get(&id('a')).expect("a");
+    assert_eq!(
+        (a.role.as_str(), a.master_id.clone()),
+        ("replica", Some(id('d')))
+    );
+    assert!(a.slots.is_empty());
+    let dn = d.topology.nodes.get(&id('d')).expect("d");
+    assert_eq!(
+        (dn.role.as_str(), dn.config_epoch, dn.slots.clone()),
+        ("master", 7, vec![(0, 5460)])
+    );
+}
