@@ -56,12 +56,16 @@ pub(super) async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMa
 }
 
 /// Renders (and compresses) the body, which is CPU work (milliseconds at hundreds of nodes), off
-/// the async workers. Only the format and encoding asked for are made.
+/// the async workers, unless the poll is small enough for that to cost more than the render
+/// ([`Shared::renders_inline`]). Only the format and encoding asked for are made.
 async fn make_body(
     shared: &Arc<Shared>,
     format: Format,
     encoding: Encoding,
 ) -> Option<bytes::Bytes> {
+    if shared.renders_inline() {
+        return Some(shared.body(format, encoding));
+    }
     let renderer = Arc::clone(shared);
     tokio::task::spawn_blocking(move || renderer.body(format, encoding))
         .await

@@ -8,6 +8,11 @@ use bytes::Bytes;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
+/// Largest poll (in nodes) whose /metrics body is rendered on the async worker itself. A 6-node
+/// render takes about 1.3 ms; handing it to the blocking pool and back (a thread woken and parked
+/// again) cost about a fifth as much again, measured in docs/performance.md.
+pub const INLINE_RENDER_MAX_NODES: usize = 16;
+
 /// The latest completed poll and, once a request asked for them, its body in each format and
 /// encoding (indexed by [`slot`]) and its overview.
 struct Published {
@@ -157,6 +162,14 @@ impl Shared {
                 gzipped: OnceLock::new(),
             })
         })))
+    }
+
+    /// True when the latest poll is small enough (at most [`INLINE_RENDER_MAX_NODES`] nodes)
+    /// for its body to be made on the async worker that asked: a render of a few milliseconds
+    /// costs less there than the hand-off to the blocking pool and back.
+    pub fn renders_inline(&self) -> bool {
+        self.latest()
+            .is_some_and(|p| p.snapshot.observations.len() <= INLINE_RENDER_MAX_NODES)
     }
 
     /// True once the first poll completed.
