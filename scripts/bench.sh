@@ -35,7 +35,8 @@
 #   SCALE_NODES ("6 60 100 300 1000 2000"; mode full stops at 1000), SCALE_MODES ("full adaptive"), WRK_SECONDS (10), WRK_CONNECTIONS (50), LAT_NODES (100),
 #   WRK_GZIP (1: the latency requests send Accept-Encoding: gzip, as Prometheus does; 0: plain),
 #   BENCH_PROFILE=1 (perf record the exporter for 10 s at each N, print the top functions),
-#   SKIP_BUILD=1 (use the existing target/release binaries), BENCH_OUT (target/bench).
+#   SKIP_BUILD=1 (use the existing target/release binaries), BENCH_OUT (target/bench),
+#   EXPORTER (another build of this exporter to measure, e.g. an older commit's, with SKIP_BUILD=1).
 # Needs: cargo, redis-server, redis-cli, curl, jq, prometheus-redis-exporter (compare, redis-time),
 #   wrk (latency; falls back to parallel curl), perf (BENCH_PROFILE).
 set -euo pipefail
@@ -53,7 +54,7 @@ WRK_SECONDS=${WRK_SECONDS:-10}
 WRK_CONNECTIONS=${WRK_CONNECTIONS:-50}
 LAT_NODES=${LAT_NODES:-100}
 BENCH_OUT=${BENCH_OUT:-target/bench}
-EXPORTER=$PWD/target/release/redis-cluster-exporter
+EXPORTER=${EXPORTER:-$PWD/target/release/redis-cluster-exporter}
 SIM=$PWD/target/release/cluster-sim
 REDIS_EXPORTER=${REDIS_EXPORTER:-/usr/bin/prometheus-redis-exporter}
 

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 /// Largest poll (in nodes) whose /metrics body is rendered on the async worker itself. A 6-node
-/// render takes about 1.3 ms; handing it to the blocking pool and back (a thread woken and parked
-/// again) cost about a fifth as much again, measured in docs/performance.md.
+/// render takes about 1.3 ms; in a profile, handing it to the blocking pool and back (a thread
+/// woken, then parked again) was a fifth of the scrape's samples (docs/performance.md).
 pub const INLINE_RENDER_MAX_NODES: usize = 16;
 
 /// The latest completed poll and, once a request asked for them, its body in each format and
