@@ -237,20 +237,22 @@ fn owners_of<'a, T: 'a>(
 }
 
 fn tracked(n: &ViewNode, health: Health) -> TrackedNode {
-    TrackedNode {
-        addr: n.addr.clone(),
-        role: n.role.as_str().to_string(),
-        master_id: n.master_id.clone(),
-        config_epoch: n.config_epoch,
-        slots: n.slots.iter().map(|r| (r.start, r.end)).collect(),
+    let mut t = TrackedNode {
+        addr: None,
+        role: String::new(),
+        master_id: None,
+        config_epoch: 0,
+        slots: Vec::new(),
         health,
         episodes: 0,
         episodes_epoch: 0,
-    }
+    };
+    refresh(&mut t, n);
+    t
 }
 
-/// Brings a tracked node's topology fields up to date with `n` (what [`tracked`] would record),
-/// keeping its announced health and episodes; a field is copied only when it changed.
+/// Brings a tracked node's topology fields up to date with `n`, keeping its announced health and
+/// episodes; a field is copied only when it changed. [`tracked`] records a new node with it.
 fn refresh(t: &mut TrackedNode, n: &ViewNode) {
     if t.addr != n.addr {
         t.addr.clone_from(&n.addr);
